@@ -1,0 +1,31 @@
+# `make train` and `make test` create the virtual environment on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install train test lint benchmark clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -e ".[dev]"
+	touch $(STAMP)
+
+train: install  ## train the seed's VAE for 10 epochs (checkpoint in runs/train/)
+	$(PY) -m vae train
+
+test: install lint  ## lint, then the whole test suite
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check vae tests benchmarks
+	$(VENV)/bin/ruff format --check vae tests benchmarks
+
+benchmark: install  ## training speed vs the DataLoader pipeline and the matmul peak
+	$(PY) benchmarks/train_speed.py
+
+clean:
+	rm -rf runs .pytest_cache

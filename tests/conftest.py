@@ -1,0 +1,83 @@
+import gzip
+import hashlib
+import os
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+from vae import Config
+from vae import data as vdata
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA_DIR = Path(os.environ.get("VAE_DATA_DIR", REPO / "data"))
+
+
+def make_images(n: int, seed: int = 0) -> torch.Tensor:
+    """n synthetic 'images' (n, 784) in [0, 1]: noisy copies of 4 random prototypes, so a VAE can learn them."""
+    g = torch.Generator().manual_seed(seed)
+    prototypes = (torch.rand(4, 784, generator=g) > 0.5).float()
+    labels = torch.randint(0, 4, (n,), generator=g)
+    return (0.9 * prototypes[labels] + 0.1 * torch.rand(n, 784, generator=g)).clamp(0, 1)
+
+
+@pytest.fixture
+def tiny_config(tmp_path) -> Config:
+    """Small for testing efficiency: a 784-32-4 VAE, batch 64, 3 epochs on CPU."""
+    return Config(
+        hidden_dim=32, latent_dim=4, batch_size=64, num_epochs=3, lr=1e-3, device="cpu", data_dir=str(tmp_path / "data")
+    )
+
+
+@pytest.fixture
+def images():
+    """(train, test): 512 and 128 synthetic images of the same 4 prototypes."""
+    x = make_images(640)
+    return x[:512], x[512:]
+
+
+def idx_bytes(array: torch.Tensor) -> bytes:
+    """Encode a uint8 tensor as an IDX file: magic 0x08 (uint8) and ndim, then big-endian dims, then data."""
+    header = struct.pack(">I", 0x0800 + array.dim()) + struct.pack(f">{array.dim()}I", *array.shape)
+    return header + array.numpy().tobytes()
+
+
+@pytest.fixture
+def synthetic_dataset(monkeypatch, tmp_path):
+    """Write a small fashion-mnist in IDX format (train 96, test 32 images); point vae.data's table at it.
+
+    Returns {file name: bytes}. The checksum table is replaced by the MD5s of these bytes, and the Debian
+    folder by an empty one, so nothing real is read.
+    """
+    g = torch.Generator().manual_seed(0)
+    files = {}
+    for prefix, n in (("train", 96), ("t10k", 32)):
+        files[f"{prefix}-images-idx3-ubyte"] = idx_bytes(
+            torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
+        )
+        files[f"{prefix}-labels-idx1-ubyte"] = idx_bytes(torch.randint(0, 10, (n,), generator=g, dtype=torch.uint8))
+    table = {name: (hashlib.md5(b).hexdigest(), 96 if name.startswith("train") else 32) for name, b in files.items()}
+    monkeypatch.setitem(vdata.RAW_FILES, "fashion-mnist", table)
+    monkeypatch.setitem(vdata.DEBIAN_DIR, "fashion-mnist", tmp_path / "no-debian-package")
+    return files
+
+
+def write_gz(folder: Path, files: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, b in files.items():
+        (folder / f"{name}.gz").write_bytes(gzip.compress(b))
+
+
+@pytest.fixture
+def real_data_dir() -> Path:
+    """The real Fashion-MNIST's data dir; skips without the data, unless VAE_REQUIRE_DATA=1 (then it fails)."""
+    if not vdata.is_available_locally("fashion-mnist", REAL_DATA_DIR):
+        message = (
+            f"real Fashion-MNIST not found in {REAL_DATA_DIR} nor {vdata.DEBIAN_DIR['fashion-mnist']}: "
+            "run `sudo apt-get install dataset-fashion-mnist` or `python -m vae train` once to download it"
+        )
+        if os.environ.get("VAE_REQUIRE_DATA") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return REAL_DATA_DIR

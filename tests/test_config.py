@@ -1,0 +1,49 @@
+from dataclasses import asdict
+
+import pytest
+
+from vae import Config
+
+
+def test_defaults_are_the_seed_experiment():
+    c = Config()
+    assert (c.input_dim, c.hidden_dim, c.latent_dim) == (784, 200, 20)
+    assert (c.lr, c.batch_size, c.num_epochs, c.seed, c.dataset) == (3e-4, 128, 10, 0, "fashion-mnist")
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("lr", 0.0),
+        ("lr", -1e-3),
+        ("lr", 3e4),
+        ("lr", "3e-4"),
+        ("latent_dim", 0),
+        ("latent_dim", -2),
+        ("latent_dim", 2.5),
+        ("hidden_dim", 0),
+        ("batch_size", 0),
+        ("batch_size", True),
+        ("num_epochs", 0),
+        ("num_epochs", -1),
+        ("seed", -1),
+        ("dataset", "cifar10"),
+        ("device", "tpu"),
+        ("input_dim", 100),
+        ("data_dir", ""),
+    ],
+)
+def test_bad_values_name_the_field(field, value):
+    with pytest.raises(ValueError, match=f"config.{field}"):
+        Config(**{field: value})
+
+
+def test_int_is_accepted_for_a_float_field():
+    assert Config(lr=1).lr == 1.0 and isinstance(Config(lr=1).lr, float)
+
+
+def test_round_trip_and_unknown_keys():
+    c = Config(latent_dim=2, seed=3)
+    assert Config.from_dict(asdict(c)) == c
+    with pytest.raises(ValueError, match="unknown config fields \\['beta'\\]"):
+        Config.from_dict({**asdict(c), "beta": 2.0})

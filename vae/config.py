@@ -1,0 +1,59 @@
+"""The experiment's configuration: one validated dataclass, saved with every checkpoint and metrics file."""
+
+from dataclasses import asdict, dataclass, fields
+
+DATASETS = ("fashion-mnist", "mnist")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class Config:
+    """Defaults are the seed report's experiment: MLP VAE, Adam 3e-4, batch 128, 10 epochs."""
+
+    dataset: str = "fashion-mnist"  # one of DATASETS
+    data_dir: str = "data"  # torchvision layout: <data_dir>/FashionMNIST/raw/...
+    input_dim: int = 784  # 28 x 28 pixels, flattened
+    hidden_dim: int = 200  # one ReLU layer in the encoder and one in the decoder
+    latent_dim: int = 20  # size of z
+    lr: float = 3e-4  # Adam learning rate
+    batch_size: int = 128
+    num_epochs: int = 10
+    seed: int = 0
+    device: str = "auto"  # "auto" picks cuda > mps > cpu
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            # bool is an int in Python; reject it where a number is expected.
+            if f.type is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+                setattr(self, f.name, value)
+            if not isinstance(value, f.type) or isinstance(value, bool):
+                raise ValueError(f"config.{f.name} must be {f.type.__name__}, got {value!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"config.dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.device.split(":")[0] not in DEVICES:
+            raise ValueError(f"config.device must be one of {DEVICES} (or 'cuda:N'), got {self.device!r}")
+        if self.input_dim != 784:
+            raise ValueError(f"config.input_dim must be 784 (28x28 images), got {self.input_dim}")
+        for name in ("hidden_dim", "latent_dim", "batch_size", "num_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"config.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.lr <= 1:
+            raise ValueError(f"config.lr must be in (0, 1], got {self.lr} (the seed uses 3e-4)")
+        if self.seed < 0:
+            raise ValueError(f"config.seed must be >= 0, got {self.seed}")
+        if not self.data_dir:
+            raise ValueError("config.data_dir must be a non-empty path")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        """Rebuild a config from `to_dict()` output; unknown keys are an error, naming them."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown config fields {unknown}; known fields are {sorted(names)}")
+        return cls(**d)

@@ -1,0 +1,45 @@
+"""The seed report's MLP VAE: 784 -> 200 -> (mu, logvar) in R^20 -> 200 -> 784 Bernoulli logits."""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from vae.config import Config
+
+
+class VAE(nn.Module):
+    """Encoder Linear(784,200)+ReLU with two Linear(200,20) heads; decoder Linear(20,200)+ReLU, Linear(200,784)."""
+
+    def __init__(self, input_dim: int = 784, hidden_dim: int = 200, latent_dim: int = 20):
+        super().__init__()
+        self.enc = nn.Linear(input_dim, hidden_dim)
+        self.enc_mu = nn.Linear(hidden_dim, latent_dim)
+        # The second head predicts log sigma^2, not sigma: a linear layer's output can be any real number,
+        # and every real number is a valid log-variance, whereas a raw "sigma" can be <= 0, where log(sigma^2)
+        # and the KL are undefined. exp(0.5 * logvar) is then always a positive standard deviation.
+        self.enc_logvar = nn.Linear(hidden_dim, latent_dim)
+        self.dec = nn.Linear(latent_dim, hidden_dim)
+        self.dec_out = nn.Linear(hidden_dim, input_dim)
+
+    @classmethod
+    def from_config(cls, config: Config) -> "VAE":
+        return cls(config.input_dim, config.hidden_dim, config.latent_dim)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, 784) in [0, 1] -> mu, logvar, each (B, latent_dim): the Gaussian q(z|x)."""
+        h = F.relu(self.enc(x))  # (B, 200)
+        return self.enc_mu(h), self.enc_logvar(h)
+
+    def reparameterize(self, mu, logvar, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z = mu + sigma * eps with eps ~ N(0, I): a sample of q(z|x) that gradients flow through."""
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, latent_dim) -> logits (B, 784) of the pixel Bernoullis; sigmoid(logits) is the image."""
+        return self.dec_out(F.relu(self.dec(z)))
+
+    def forward(self, x, generator: torch.Generator | None = None):
+        """Return (logits, mu, logvar) for one sample z ~ q(z|x) per image."""
+        mu, logvar = self.encode(x)
+        return self.decode(self.reparameterize(mu, logvar, generator)), mu, logvar
