@@ -31,6 +31,11 @@ def test_defaults_are_the_seed_experiment():
         ("device", "tpu"),
         ("input_dim", 100),
         ("data_dir", ""),
+        ("beta", -1.0),
+        ("beta", float("nan")),
+        ("beta", True),
+        ("variance_head", "sd"),
+        ("binarize", 1),
     ],
 )
 def test_bad_values_name_the_field(field, value):
@@ -45,5 +50,11 @@ def test_int_is_accepted_for_a_float_field():
 def test_round_trip_and_unknown_keys():
     c = Config(latent_dim=2, seed=3)
     assert Config.from_dict(asdict(c)) == c
-    with pytest.raises(ValueError, match="unknown config fields \\['beta'\\]"):
-        Config.from_dict({**asdict(c), "beta": 2.0})
+    with pytest.raises(ValueError, match="unknown config fields \\['gamma'\\]"):
+        Config.from_dict({**asdict(c), "gamma": 2.0})
+
+
+def test_a_config_saved_before_the_ablation_fields_loads_with_the_seeds_values():
+    old = {k: v for k, v in Config().to_dict().items() if k not in ("beta", "variance_head", "binarize")}
+    c = Config.from_dict(old)
+    assert (c.beta, c.variance_head, c.binarize) == (1.0, "logvar", False)

@@ -4,6 +4,7 @@ from dataclasses import asdict, dataclass, fields
 
 DATASETS = ("fashion-mnist", "mnist")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+VARIANCE_HEADS = ("logvar", "sigma", "softplus")  # see VAE.encode
 
 
 @dataclass
@@ -20,6 +21,10 @@ class Config:
     num_epochs: int = 10
     seed: int = 0
     device: str = "auto"  # "auto" picks cuda > mps > cpu
+    # Ablation switches (vae/experiments.py); the defaults are the seed's model and data.
+    beta: float = 1.0  # weight of the KL in the training loss only; every reported -ELBO uses beta = 1
+    variance_head: str = "logvar"  # what the encoder's second head predicts: one of VARIANCE_HEADS
+    binarize: bool = False  # train on batches binarised afresh each step; test on one fixed binarisation
 
     def __post_init__(self):
         for f in fields(self):
@@ -28,7 +33,7 @@ class Config:
             if f.type is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
                 setattr(self, f.name, value)
-            if not isinstance(value, f.type) or isinstance(value, bool):
+            if not isinstance(value, f.type) or (isinstance(value, bool) and f.type is not bool):
                 raise ValueError(f"config.{f.name} must be {f.type.__name__}, got {value!r}")
         if self.dataset not in DATASETS:
             raise ValueError(f"config.dataset must be one of {DATASETS}, got {self.dataset!r}")
@@ -43,6 +48,10 @@ class Config:
             raise ValueError(f"config.lr must be in (0, 1], got {self.lr} (the seed uses 3e-4)")
         if self.seed < 0:
             raise ValueError(f"config.seed must be >= 0, got {self.seed}")
+        if not 0 <= self.beta < float("inf"):
+            raise ValueError(f"config.beta must be a finite number >= 0, got {self.beta} (1 is the true ELBO)")
+        if self.variance_head not in VARIANCE_HEADS:
+            raise ValueError(f"config.variance_head must be one of {VARIANCE_HEADS}, got {self.variance_head!r}")
         if not self.data_dir:
             raise ValueError("config.data_dir must be a non-empty path")
 

@@ -168,3 +168,11 @@ def iterate_batches(x: torch.Tensor, batch_size: int, generator: torch.Generator
     order = torch.randperm(len(x), generator=generator, device=x.device)
     for start in range(0, len(x), batch_size):
         yield x[order[start : start + batch_size]]
+
+
+BINARIZATION_SEED = 0  # fixed, so that every run and seed is scored on the same binary images
+
+
+def fixed_binarization(x: torch.Tensor, seed: int = BINARIZATION_SEED) -> torch.Tensor:
+    """One seeded binarisation of x (N, 784) in [0, 1]: each pixel is 1 with probability its grey level."""
+    return torch.bernoulli(x, generator=torch.Generator(device=x.device).manual_seed(seed))

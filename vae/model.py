@@ -10,8 +10,9 @@ from vae.config import Config
 class VAE(nn.Module):
     """Encoder Linear(784,200)+ReLU with two Linear(200,20) heads; decoder Linear(20,200)+ReLU, Linear(200,784)."""
 
-    def __init__(self, input_dim: int = 784, hidden_dim: int = 200, latent_dim: int = 20):
+    def __init__(self, input_dim: int = 784, hidden_dim: int = 200, latent_dim: int = 20, variance_head="logvar"):
         super().__init__()
+        self.variance_head = variance_head  # one of config.VARIANCE_HEADS; the seed's is "logvar"
         self.enc = nn.Linear(input_dim, hidden_dim)
         self.enc_mu = nn.Linear(hidden_dim, latent_dim)
         # The second head predicts log sigma^2, not sigma: a linear layer's output can be any real number,
@@ -23,12 +24,20 @@ class VAE(nn.Module):
 
     @classmethod
     def from_config(cls, config: Config) -> "VAE":
-        return cls(config.input_dim, config.hidden_dim, config.latent_dim)
+        return cls(config.input_dim, config.hidden_dim, config.latent_dim, config.variance_head)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, 784) in [0, 1] -> mu, logvar, each (B, latent_dim): the Gaussian q(z|x)."""
         h = F.relu(self.enc(x))  # (B, 200)
-        return self.enc_mu(h), self.enc_logvar(h)
+        out = self.enc_logvar(h)  # (B, latent_dim)
+        if self.variance_head == "sigma":
+            # The tutorial's head, kept for the ablation: the raw output is sigma and its KL takes
+            # log(sigma^2) with no guard, so sigma = 0 gives -inf. Sampling with exp(0.5 * logvar) = |sigma|
+            # instead of sigma gives the same distribution of z, as eps is symmetric.
+            return self.enc_mu(h), torch.log(out.pow(2))
+        if self.variance_head == "softplus":
+            return self.enc_mu(h), 2 * torch.log(F.softplus(out))  # sigma = softplus(out) > 0
+        return self.enc_mu(h), out
 
     def reparameterize(self, mu, logvar, generator: torch.Generator | None = None) -> torch.Tensor:
         """z = mu + sigma * eps with eps ~ N(0, I): a sample of q(z|x) that gradients flow through."""

@@ -8,7 +8,7 @@ from tqdm.auto import tqdm
 
 from vae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from vae.config import Config
-from vae.data import iterate_batches
+from vae.data import fixed_binarization, iterate_batches
 from vae.loss import dataset_elbo, elbo_terms
 from vae.model import VAE
 
@@ -68,6 +68,8 @@ def fit(config: Config, train_x, test_x, out_dir=None, resume: bool = False, cal
         raise ValueError(f"config.batch_size ({config.batch_size}) is larger than the dataset ({len(train_x)} images)")
     device = pick_device(config.device)
     train_x, test_x = train_x.to(device), test_x.to(device)
+    if config.binarize:
+        test_x = fixed_binarization(test_x)  # the same binary test set for every run and seed
     torch.manual_seed(config.seed)  # the model's initial weights
     model = VAE.from_config(config).to(device)
     optimizer = make_optimizer(model, config.lr)
@@ -90,9 +92,11 @@ def fit(config: Config, train_x, test_x, out_dir=None, resume: bool = False, cal
         model.train()
         sums = torch.zeros(steps, 2, device=device)  # per batch: summed bce, kl; read once per epoch
         for i, x in enumerate(iterate_batches(train_x, config.batch_size, generator)):
+            if config.binarize:
+                x = torch.bernoulli(x, generator=generator)  # dynamic binarisation: pixel ~ Bernoulli(grey level)
             logits, mu, logvar = model(x, generator)
             bce, kl = elbo_terms(x, logits, mu, logvar)
-            loss = (bce + kl).mean()  # nats per image
+            loss = (bce + config.beta * kl).mean()  # nats per image; beta = 1 is the negative ELBO
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
