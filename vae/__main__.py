@@ -2,6 +2,8 @@
 
 import argparse
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 from vae.checkpoint import CheckpointError
 from vae.config import DATASETS, Config
@@ -23,6 +25,9 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latent-dim", type=int, default=d.latent_dim, help="size of z (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
     parser.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps (default: auto = cuda > mps > cpu)")
+    parser.add_argument("--beta", type=float, default=d.beta, help="KL weight in the training loss (default: 1)")
+    parser.add_argument("--variance-head", default=d.variance_head, help="logvar, sigma or softplus (default: logvar)")
+    parser.add_argument("--binarize", action="store_true", help="train on dynamically binarised images")
 
 
 def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Config:
@@ -60,7 +65,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/train", help="folder for checkpoint.pt (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt if it exists")
     p.set_defaults(run=train)
+    add_sweep_command(commands)
     return parser
+
+
+# --- `python -m vae sweep`: the ablations of vae/experiments.py ---------------------------------------------
+
+
+def sweep(args, config: Config) -> None:
+    from vae import experiments  # imported here: it loads matplotlib and scikit-learn
+
+    out = Path(args.out)
+    runs_dir, ckpt_dir = out / "runs", Path(args.checkpoints)
+    seeds = args.seeds or ((0,) if args.smoke else experiments.SEEDS)
+    settings = experiments.SweepSettings(iw_samples=args.iw_samples, tsne_points=args.tsne_points, smoke=args.smoke)
+    if args.smoke:
+        settings = replace(settings, iw_samples=min(args.iw_samples, 10), tsne_points=min(args.tsne_points, 300))
+    runs = experiments.plan(config, args.ablations, seeds, smoke=args.smoke)
+    try:
+        seconds = experiments.sweep(runs, runs_dir, ckpt_dir, settings, jobs=args.jobs)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: finished runs are stored in {runs_dir}/; run the same command to resume.", file=sys.stderr
+        )
+        raise SystemExit(130) from None
+    results = experiments.load_results(runs_dir)
+    written = experiments.write_outputs(results, out, seeds, ckpt_dir, config.dataset)
+    print(f"sweep of {len(runs)} runs: {seconds:.0f} s for the runs not yet done; wrote {len(written)} files in {out}/")
+
+
+def add_sweep_command(commands) -> None:
+    p = commands.add_parser(
+        "sweep",
+        help="run the ablations (configs x seeds), resumably, and write their table and figures",
+        description="Train and evaluate every config x seed of the chosen ablations. Each run's result is stored "
+        "in OUT/runs/<name>.json and skipped if it exists, so an interrupted sweep resumes where it stopped.",
+        epilog="example: python -m vae sweep --ablations kl_weight --seeds 0 --jobs 2",
+    )
+    p.add_argument("--data-dir", default=DEFAULTS.data_dir, help="where the dataset is kept (default: %(default)s)")
+    p.add_argument("--device", default="cpu", help="default: %(default)s")
+    p.add_argument(
+        "--ablations", nargs="+", help="any of variance_head kl_weight latent_dim data_protocol training (default: all)"
+    )
+    p.add_argument("--seeds", nargs="+", type=int, help="default: 0 1 2 (0 with --smoke)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes, one torch thread each (default: 1)")
+    p.add_argument("--iw-samples", type=int, default=100, help="K of the IWAE NLL (default: %(default)s)")
+    p.add_argument("--tsne-points", type=int, default=2000, help="test images per t-SNE (default: %(default)s)")
+    p.add_argument("--smoke", action="store_true", help="6000/1000 images, 1/10 of the epochs, K <= 10: for CI")
+    p.add_argument("--out", default="figures/experiments", help="results table and figures (default: %(default)s)")
+    p.add_argument("--checkpoints", default="runs/experiments", help="per-run checkpoints (default: %(default)s)")
+    p.set_defaults(run=sweep)
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,465 @@
+"""Ablations of the seed's choices: a grid of configs x seeds, one stored result per run, a table and figures.
+
+Each run trains with `fit` (checkpointing every epoch into `ckpt_dir/<name>/`), is evaluated with
+`vae.evaluate`, and writes `runs_dir/<name>.json` atomically. A run whose JSON exists is skipped, and a run
+that was interrupted mid-training resumes from its checkpoint: the sweep can be stopped and started again.
+A run whose loss becomes NaN is recorded as `"status": "diverged"` with the message; the sweep goes on.
+
+All reported losses are the true negative ELBO (beta = 1) in nats per image, whatever beta trained the model.
+Binarised runs are scored on one fixed binarisation of the test set (`vae.data.fixed_binarization`).
+"""
+
+import csv
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from vae import evaluate
+from vae.checkpoint import load_model
+from vae.config import Config
+from vae.data import class_names, fixed_binarization, load_split
+from vae.files import write_text_atomic
+from vae.train import TrainingDiverged, fit
+
+# ablation -> [(label, overrides of the seed's Config)]; {} is the seed's setting, shared by every ablation.
+ABLATIONS = {
+    "variance_head": [
+        ("log σ² head (ours)", {}),
+        ("raw σ head (tutorial)", {"variance_head": "sigma"}),
+        ("softplus σ head", {"variance_head": "softplus"}),
+        ("tutorial: raw σ and β=2", {"variance_head": "sigma", "beta": 2.0}),
+    ],
+    "kl_weight": [
+        ("β=1 (the correct ½)", {}),
+        ("β=2 (the missing ½)", {"beta": 2.0}),
+        ("β=0.5", {"beta": 0.5}),
+        ("β=4", {"beta": 4.0}),
+    ],
+    "latent_dim": [
+        ("latent_dim=2", {"latent_dim": 2}),
+        ("latent_dim=5", {"latent_dim": 5}),
+        ("latent_dim=10", {"latent_dim": 10}),
+        ("latent_dim=20 (seed)", {}),
+        ("latent_dim=50", {"latent_dim": 50}),
+    ],
+    "data_protocol": [
+        ("grey-level BCE (seed)", {}),
+        ("dynamically binarised", {"binarize": True}),
+    ],
+    "training": [
+        ("10 epochs, lr 3e-4 (seed)", {}),
+        ("10 epochs, lr 1e-3", {"lr": 1e-3}),
+        ("50 epochs, lr 3e-4", {"num_epochs": 50}),
+    ],
+}
+SEEDS = (0, 1, 2)
+METRICS = {  # key in a run's metrics -> label, with its unit
+    "test_loss": "test −ELBO (nats/image)",
+    "iwae_nll": "IWAE NLL (nats/image)",
+    "test_kl": "KL (nats/image)",
+    "knn_accuracy": "kNN accuracy on μ",
+    "active_units": "active units",
+}
+TSNE_ABLATION = "kl_weight"  # its seed-0 runs store a t-SNE of test-set μ for the small multiples
+MANIFOLD_RUN = {"latent_dim": 2}  # its seed-0 model draws the 2-D manifold
+SEED_LOSS_NUMBERS = (17_900, 10_700)  # the seed report's loss curve, first and last value, units unstated
+PUBLISHED_NLL = 228.7  # Gaussian-prior VAE on binarised Fashion-MNIST (Exemplar VAE, Norouzi et al., NeurIPS 2020)
+
+
+@dataclass
+class SweepSettings:
+    """How each run is evaluated, and where results go."""
+
+    iw_samples: int = 100  # K for the IWAE NLL on the whole test set
+    tsne_points: int = 2000  # test images in each t-SNE (the first N)
+    knn_k: int = 5
+    smoke: bool = False  # a subset of the data and 1/10 of the epochs: for CI
+    threads: int = 0  # torch threads per run; 0 leaves torch's default
+
+
+def run_name(overrides: dict, seed: int) -> str:
+    """A file-safe name from the overrides, e.g. 'beta=2.0,variance_head=sigma,seed=0' or 'default,seed=0'."""
+    parts = [f"{k}={v}" for k, v in sorted(overrides.items())] or ["default"]
+    return ",".join([*parts, f"seed={seed}"])
+
+
+def plan(base: Config, ablations=None, seeds=SEEDS, smoke: bool = False) -> dict[str, Config]:
+    """The distinct runs of the chosen ablations: name -> config (variants shared by ablations run once)."""
+    unknown = sorted(set(ablations or ()) - set(ABLATIONS))
+    if unknown:
+        raise ValueError(f"unknown ablations {unknown}; choose from {list(ABLATIONS)}")
+    runs = {}
+    for ablation in ablations or ABLATIONS:
+        for _, overrides in ABLATIONS[ablation]:
+            for seed in seeds:
+                config = replace(base, **overrides, seed=seed)
+                if smoke:
+                    config = replace(config, num_epochs=max(1, config.num_epochs // 10))
+                runs[run_name(overrides, seed)] = config
+    return runs
+
+
+def load_data(config: Config, smoke: bool):
+    """(x_train, y_train, x_test, y_test); smoke mode keeps the first 6000 and 1000 images."""
+    x_train, y_train = load_split(config.dataset, "train", config.data_dir)
+    x_test, y_test = load_split(config.dataset, "test", config.data_dir)
+    if smoke:
+        x_train, y_train, x_test, y_test = x_train[:6000], y_train[:6000], x_test[:1000], y_test[:1000]
+    return x_train, y_train, x_test, y_test
+
+
+def evaluate_run(model, config: Config, data, settings: SweepSettings, with_tsne: bool) -> dict:
+    """The run's test metrics (nats per image, true beta = 1 ELBO), and optionally a t-SNE of test-set μ."""
+    x_train, y_train, x_test, y_test = data
+    if config.binarize:  # the same fixed binary images as in training's test evaluation
+        x_train, x_test = fixed_binarization(x_train), fixed_binarization(x_test)
+    elbo = evaluate.test_elbo(model, x_test, seed=config.seed)
+    mu_train, _ = evaluate.encode_mu(model, x_train)
+    mu_test, _ = evaluate.encode_mu(model, x_test)
+    metrics = {
+        "test_loss": elbo["loss"],
+        "test_bce": elbo["bce"],
+        "test_kl": elbo["kl"],
+        "iwae_nll": evaluate.iwae_nll(model, x_test, num_samples=settings.iw_samples, seed=config.seed).mean().item(),
+        "knn_accuracy": evaluate.knn_accuracy(mu_train, y_train, mu_test, y_test, k=settings.knn_k),
+        "active_units": evaluate.active_units(mu_test),
+    }
+    extra = {}
+    if with_tsne:
+        n = settings.tsne_points
+        extra["tsne"] = {
+            "xy": evaluate.tsne_embedding(mu_test[:n], seed=0).round(2).tolist(),
+            "labels": y_test[:n].tolist(),
+        }
+    return metrics | extra
+
+
+def run_one(name: str, config: Config, data, runs_dir, ckpt_dir, settings: SweepSettings) -> dict:
+    """Train (resuming a checkpoint if there is one), evaluate, and write runs_dir/<name>.json atomically."""
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    x_train, _, x_test, _ = data
+    seen, start = [], time.perf_counter()
+    result = {"name": name, "config": config.to_dict(), "smoke": settings.smoke, "torch": torch.__version__}
+    try:
+        model, history = fit(
+            config, x_train, x_test, out_dir=Path(ckpt_dir) / name, resume=True, callback=seen.append, progress=False
+        )
+    except TrainingDiverged as e:
+        result |= {"status": "diverged", "error": str(e), "history": seen, "metrics": None}
+    else:
+        train_seconds = time.perf_counter() - start
+        with_tsne = name in {run_name(o, 0) for _, o in ABLATIONS[TSNE_ABLATION]}  # the small multiples
+        start = time.perf_counter()
+        metrics = evaluate_run(model, config, data, settings, with_tsne)
+        tsne = metrics.pop("tsne", None)
+        metrics |= {"train_seconds": train_seconds, "eval_seconds": time.perf_counter() - start}
+        result |= {"status": "ok", "error": None, "history": history, "metrics": metrics, "tsne": tsne}
+        result["evaluation"] = {
+            "iw_samples": settings.iw_samples,
+            "knn_k": settings.knn_k,
+            "test_images": len(x_test),
+            "binarized_test_set": config.binarize,
+        }
+    write_text_atomic(Path(runs_dir) / f"{name}.json", json.dumps(result, indent=1) + "\n")
+    return result
+
+
+_DATA = None  # a worker process's copy of the dataset, loaded once by _init_worker
+
+
+def _init_worker(config: Config, settings: SweepSettings):
+    global _DATA
+    torch.set_num_threads(settings.threads or 1)
+    _DATA = load_data(config, settings.smoke)
+
+
+def _run_in_worker(name, config, runs_dir, ckpt_dir, settings):
+    return run_one(name, config, _DATA, runs_dir, ckpt_dir, settings)
+
+
+def sweep(runs: dict[str, Config], runs_dir, ckpt_dir, settings: SweepSettings, jobs: int = 1, data=None, log=print):
+    """Run every run whose result is not yet in runs_dir, in `jobs` processes; return the seconds taken.
+
+    With jobs > 1 each worker process uses one torch thread and loads the data itself; with jobs = 1 the runs
+    go in this process on `data` (loaded if None).
+    """
+    todo = {n: c for n, c in runs.items() if not (Path(runs_dir) / f"{n}.json").exists()}
+    log(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to run with {jobs} process(es)")
+    start = time.perf_counter()
+    if not todo:
+        return 0.0
+    if jobs == 1:
+        data = data if data is not None else load_data(next(iter(todo.values())), settings.smoke)
+        for i, (name, config) in enumerate(todo.items(), 1):
+            _log_result(log, i, len(todo), run_one(name, config, data, runs_dir, ckpt_dir, settings))
+    else:
+        settings = replace(settings, threads=settings.threads or 1)
+        first = next(iter(todo.values()))
+        with ProcessPoolExecutor(jobs, get_context("spawn"), _init_worker, (first, settings)) as pool:
+            futures = [pool.submit(_run_in_worker, n, c, runs_dir, ckpt_dir, settings) for n, c in todo.items()]
+            for i, future in enumerate(futures, 1):
+                _log_result(log, i, len(todo), future.result())
+    return time.perf_counter() - start
+
+
+def _log_result(log, i, n, result):
+    m = result["metrics"]
+    summary = f"-ELBO {m['test_loss']:.2f}, IWAE {m['iwae_nll']:.2f}" if m else result["status"]
+    log(f"[{i}/{n}] {result['name']}: {summary}")
+
+
+def load_results(runs_dir) -> dict[str, dict]:
+    """Every stored run result in runs_dir: name -> result."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob("*.json"))}
+
+
+def ablations_present(results: dict[str, dict], seeds=SEEDS) -> list[str]:
+    """The ablations with a stored result for a variant other than the seed's setting (shared by all)."""
+    return [a for a, v in ABLATIONS.items() if any(run_name(o, s) in results for _, o in v if o for s in seeds)]
+
+
+def table(results: dict[str, dict], seeds=SEEDS) -> list[dict]:
+    """One row per (ablation, variant): mean and sd over the seeds' runs of each metric, and failures."""
+    rows = []
+    for ablation in ablations_present(results, seeds):
+        for label, overrides in ABLATIONS[ablation]:
+            found = [results[n] for n in (run_name(overrides, s) for s in seeds) if n in results]
+            if not found:
+                continue
+            ok = [r["metrics"] for r in found if r["status"] == "ok"]
+            row = {"ablation": ablation, "variant": label, "runs": len(found), "diverged": len(found) - len(ok)}
+            for key in (*METRICS, "test_bce", "train_seconds"):
+                values = [m[key] for m in ok]
+                row[f"{key}_mean"] = sum(values) / len(values) if values else math.nan
+                row[f"{key}_sd"] = _sd(values)
+            rows.append(row)
+    return rows
+
+
+def _sd(values) -> float:
+    if len(values) < 2:
+        return math.nan
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def write_table(rows: list[dict], out_dir) -> Path:
+    """Write the table as out_dir/ablations.csv (atomically) and return its path."""
+    path = Path(out_dir) / "ablations.csv"
+    lines = [",".join(rows[0])] + [",".join(_csv_cell(v) for v in row.values()) for row in rows]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _csv_cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    text = str(value)
+    return f'"{text}"' if "," in text else text
+
+
+def read_table(path) -> list[dict]:
+    """The rows of an ablations.csv written by write_table, numbers as floats."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _pm(row, key, digits) -> str:
+    mean, sd = row[f"{key}_mean"], row[f"{key}_sd"]
+    if math.isnan(mean):
+        return "—"
+    return f"{mean:.{digits}f}" if math.isnan(sd) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The ablations table in Markdown: mean ± sd over seeds; losses in nats per image on the test set."""
+    header = (
+        "| ablation | variant | runs (diverged) | test −ELBO | IWAE NLL | KL | kNN accuracy | active units |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    )
+    body = "".join(
+        f"| {r['ablation']} | {r['variant']} | {int(r['runs'])} ({int(r['diverged'])}) | {_pm(r, 'test_loss', 2)} "
+        f"| {_pm(r, 'iwae_nll', 2)} | {_pm(r, 'test_kl', 2)} | {_pm(r, 'knn_accuracy', 3)} "
+        f"| {_pm(r, 'active_units', 1)} |\n"
+        for r in rows
+    )
+    return header + body
+
+
+def save_figure(fig, name: str, fig_dir) -> Path:
+    """Write fig as fig_dir/name.png at 120 dpi and close it."""
+    path = Path(fig_dir) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def ablation_figure(results: dict[str, dict], ablation: str, seeds=SEEDS):
+    """One panel per metric: each seed's value (dots) and the mean (bar) for each variant of `ablation`."""
+    variants = ABLATIONS[ablation]
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.4), layout="constrained")
+    for ax, (key, label) in zip(axes, METRICS.items(), strict=True):
+        for i, (_, overrides) in enumerate(variants):
+            found = [results.get(run_name(overrides, s)) for s in seeds]
+            values = [r["metrics"][key] for r in found if r and r["status"] == "ok"]
+            failed = sum(1 for r in found if r and r["status"] != "ok")
+            if values:
+                ax.bar(i, sum(values) / len(values), color="C0", alpha=0.35)
+                ax.plot([i] * len(values), values, "o", color="C0", ms=4)
+            if failed:
+                ax.annotate(f"{failed} NaN", (i, 0), xycoords=("data", "axes fraction"), ha="center", color="C3")
+        ax.set_xticks(range(len(variants)), [v[0] for v in variants], rotation=35, ha="right", fontsize=7)
+        ax.set_title(label, fontsize=9)
+        if key in ("test_loss", "iwae_nll"):
+            ax.set_ylim(bottom=min((b.get_height() for b in ax.patches), default=0) * 0.95)
+    fig.suptitle(f"Ablation: {ablation} (test set; bars are means over seeds {', '.join(map(str, seeds))})")
+    return fig
+
+
+def tsne_figure(results: dict[str, dict], dataset: str = "fashion-mnist"):
+    """Small multiples: the t-SNE of test-set μ for each KL weight (seed 0), 10 classes in 10 colours."""
+    variants = [(label, results.get(run_name(o, 0))) for label, o in ABLATIONS[TSNE_ABLATION]]
+    variants = [(label, r) for label, r in variants if r and r.get("tsne")]
+    fig, axes = plt.subplots(1, max(1, len(variants)), figsize=(3.3 * max(1, len(variants)), 3.6), squeeze=False)
+    names = class_names(dataset)
+    for ax, (label, r) in zip(axes[0], variants, strict=False):
+        xy, labels = torch.tensor(r["tsne"]["xy"]), torch.tensor(r["tsne"]["labels"])
+        for c, name in enumerate(names):
+            pts = xy[labels == c]
+            ax.scatter(pts[:, 0], pts[:, 1], s=2, color=plt.cm.tab10(c), label=name)
+        m = r["metrics"]
+        ax.set_title(f"{label}\n{m['active_units']} active units, kNN {m['knn_accuracy']:.3f}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles, texts = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, texts, loc="lower center", ncol=5, markerscale=4, fontsize=7, bbox_to_anchor=(0.5, -0.08))
+    n = len(variants[0][1]["tsne"]["labels"]) if variants else 0
+    fig.suptitle(f"t-SNE of test-set μ ({n} images, perplexity 30, seed 0) for each KL weight β (seed-0 models)")
+    return fig
+
+
+@torch.no_grad()
+def manifold_figure(model, n: int = 15):
+    """The decoded images on an n x n grid of the 2-D latent space, at the N(0, 1) quantiles 0.05 ... 0.95."""
+    q = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, n))
+    z = torch.stack(torch.meshgrid(q, q.flip(0), indexing="xy"), dim=-1).reshape(-1, 2)  # (n*n, 2), rows top->down
+    images = torch.sigmoid(model.decode(z)).reshape(n, n, 28, 28).permute(0, 2, 1, 3).reshape(n * 28, n * 28)
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(images, cmap="gray_r", extent=(q[0], q[-1], q[0], q[-1]))
+    ax.set_xlabel("z₁")
+    ax.set_ylabel("z₂")
+    ax.set_title("latent_dim = 2: decoded means on a grid of N(0, 1) quantiles")
+    return fig
+
+
+def training_figure(results: dict[str, dict], seeds=SEEDS):
+    """Test −ELBO per epoch for the training ablation (all seeds): how far from convergence 10 epochs are."""
+    fig, ax = plt.subplots(figsize=(6, 3.8), layout="constrained")
+    for i, (label, overrides) in enumerate(ABLATIONS["training"]):
+        for s in seeds:
+            r = results.get(run_name(overrides, s))
+            if r and r["history"]:
+                h = r["history"]
+                ax.plot(
+                    [e["epoch"] for e in h], [e["test_loss"] for e in h], color=f"C{i}", label=label if s == 0 else None
+                )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test −ELBO (nats per image)")
+    ax.set_ylim(top=290)
+    ax.legend()
+    ax.set_title("Training length and learning rate (one line per seed)")
+    return fig
+
+
+def loss_readings(results: dict[str, dict]) -> list[dict]:
+    """Readings of the seed's '17,900 -> 10,700': our first- and last-epoch train losses under each scaling."""
+    runs = {
+        "seed's model (grey, β=1)": run_name({}, 0),
+        "tutorial's loss (raw σ, β=2)": run_name({"variance_head": "sigma", "beta": 2.0}, 0),
+        "binarised data": run_name({"binarize": True}, 0),
+    }
+    readings = []
+    for what, name in runs.items():
+        r = results.get(name)
+        if not r or not r["history"]:
+            continue
+        h = r["history"]
+        beta = r["config"]["beta"]
+        # The loss the training printed: bce + beta * kl (the tutorial's own KL, not the true ELBO).
+        first, last = (e["train_bce"] + beta * e["train_kl"] for e in (h[0], h[-1]))
+        for scale, how in ((1, "per image"), (128, "sum over a batch of 128"), (32, "sum over a batch of 32")):
+            readings.append(
+                {
+                    "model": what,
+                    "reading": how,
+                    "first_epoch": first * scale,
+                    "last_epoch": last * scale,
+                    "epochs": len(h),
+                    "first_error": first * scale / SEED_LOSS_NUMBERS[0] - 1,
+                    "last_error": last * scale / SEED_LOSS_NUMBERS[1] - 1,
+                }
+            )
+    return readings
+
+
+def loss_readings_figure(readings: list[dict]):
+    """Each reading's first and last epoch against the seed's two numbers (log scale)."""
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    for i, r in enumerate(readings):
+        ax.plot(
+            [0, 1], [r["first_epoch"], r["last_epoch"]], "o-", color=f"C{i % 10}", label=f"{r['model']}, {r['reading']}"
+        )
+    ax.plot([0, 1], SEED_LOSS_NUMBERS, "k*--", ms=12, label="the seed report: ≈17,900 → ≈10,700 (no units)")
+    ax.set_yscale("log")
+    ax.set_xticks([0, 1], ["first epoch (train mean)", "last epoch (train mean)"])
+    ax.set_ylabel("loss under each reading")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    ax.set_title("Which reading of the seed's loss numbers fits?")
+    return fig
+
+
+def write_outputs(results: dict[str, dict], out_dir, seeds=SEEDS, ckpt_dir=None, dataset="fashion-mnist") -> list[Path]:
+    """The table (CSV), the loss readings (JSON) and every figure that the stored results allow."""
+    out_dir = Path(out_dir)
+    written = [write_table(table(results, seeds), out_dir)]
+    present = ablations_present(results, seeds)
+    for ablation in present:
+        written.append(save_figure(ablation_figure(results, ablation, seeds), f"ablation_{ablation}", out_dir))
+    if any(r.get("tsne") for r in results.values()):
+        written.append(save_figure(tsne_figure(results, dataset), "tsne_kl_weight", out_dir))
+    if "training" in present:
+        written.append(save_figure(training_figure(results, seeds), "training_length", out_dir))
+    readings = loss_readings(results)
+    if readings:
+        write_text_atomic(out_dir / "loss_readings.json", json.dumps(readings, indent=1) + "\n")
+        written += [
+            out_dir / "loss_readings.json",
+            save_figure(loss_readings_figure(readings), "loss_readings", out_dir),
+        ]
+    manifold = Path(ckpt_dir or "") / run_name(MANIFOLD_RUN, 0) / "checkpoint.pt"
+    if ckpt_dir is not None and manifold.exists():
+        model, _, _ = load_model(manifold)
+        written.append(save_figure(manifold_figure(model), "manifold_latent2", out_dir))
+    return written
+
+
+def default_jobs() -> int:
+    """Worker processes for a sweep: one per core, at most 2 (what helped on the 2-core machine measured)."""
+    return max(1, min(2, os.cpu_count() or 1))
