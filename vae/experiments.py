@@ -19,14 +19,15 @@ from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 
 from vae import evaluate
 from vae.checkpoint import load_model
 from vae.config import Config
 from vae.data import class_names, fixed_binarization, load_split
 from vae.files import write_text_atomic
+from vae.plots import save_figure
 from vae.train import TrainingDiverged, fit
 
 # ablation -> [(label, overrides of the seed's Config)]; {} is the seed's setting, shared by every ablation.
@@ -61,6 +62,8 @@ ABLATIONS = {
     ],
 }
 SEEDS = (0, 1, 2)
+REPO_DIR = Path(__file__).resolve().parents[1]  # a checkout of the repository (the notebook reads from it)
+REPO_RESULTS = REPO_DIR / "figures" / "experiments"  # where `python -m vae sweep` run from REPO_DIR writes
 METRICS = {  # key in a run's metrics -> label, with its unit
     "test_loss": "test −ELBO (nats/image)",
     "iwae_nll": "IWAE NLL (nats/image)",
@@ -193,6 +196,7 @@ def sweep(runs: dict[str, Config], runs_dir, ckpt_dir, settings: SweepSettings, 
     go in this process on `data` (loaded if None).
     """
     todo = {n: c for n, c in runs.items() if not (Path(runs_dir) / f"{n}.json").exists()}
+    todo = dict(sorted(todo.items(), key=lambda item: -item[1].num_epochs))  # the longest first: less idle at the end
     log(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to run with {jobs} process(es)")
     start = time.perf_counter()
     if not todo:
@@ -302,19 +306,11 @@ def markdown_table(rows: list[dict]) -> str:
     return header + body
 
 
-def save_figure(fig, name: str, fig_dir) -> Path:
-    """Write fig as fig_dir/name.png at 120 dpi and close it."""
-    path = Path(fig_dir) / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
 def ablation_figure(results: dict[str, dict], ablation: str, seeds=SEEDS):
     """One panel per metric: each seed's value (dots) and the mean (bar) for each variant of `ablation`."""
     variants = ABLATIONS[ablation]
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.4), layout="constrained")
+    fig = Figure(figsize=(3.2 * len(METRICS), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(METRICS))
     for ax, (key, label) in zip(axes, METRICS.items(), strict=True):
         for i, (_, overrides) in enumerate(variants):
             found = [results.get(run_name(overrides, s)) for s in seeds]
@@ -337,13 +333,14 @@ def tsne_figure(results: dict[str, dict], dataset: str = "fashion-mnist"):
     """Small multiples: the t-SNE of test-set μ for each KL weight (seed 0), 10 classes in 10 colours."""
     variants = [(label, results.get(run_name(o, 0))) for label, o in ABLATIONS[TSNE_ABLATION]]
     variants = [(label, r) for label, r in variants if r and r.get("tsne")]
-    fig, axes = plt.subplots(1, max(1, len(variants)), figsize=(3.3 * max(1, len(variants)), 3.6), squeeze=False)
+    fig = Figure(figsize=(3.3 * max(1, len(variants)), 3.6))
+    axes = fig.subplots(1, max(1, len(variants)), squeeze=False)
     names = class_names(dataset)
     for ax, (label, r) in zip(axes[0], variants, strict=False):
         xy, labels = torch.tensor(r["tsne"]["xy"]), torch.tensor(r["tsne"]["labels"])
         for c, name in enumerate(names):
             pts = xy[labels == c]
-            ax.scatter(pts[:, 0], pts[:, 1], s=2, color=plt.cm.tab10(c), label=name)
+            ax.scatter(pts[:, 0], pts[:, 1], s=2, color=f"C{c}", label=name)
         m = r["metrics"]
         ax.set_title(f"{label}\n{m['active_units']} active units, kNN {m['knn_accuracy']:.3f}", fontsize=8)
         ax.set_xticks([])
@@ -361,7 +358,8 @@ def manifold_figure(model, n: int = 15):
     q = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, n))
     z = torch.stack(torch.meshgrid(q, q.flip(0), indexing="xy"), dim=-1).reshape(-1, 2)  # (n*n, 2), rows top->down
     images = torch.sigmoid(model.decode(z)).reshape(n, n, 28, 28).permute(0, 2, 1, 3).reshape(n * 28, n * 28)
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig = Figure(figsize=(6, 6))
+    ax = fig.subplots()
     ax.imshow(images, cmap="gray_r", extent=(q[0], q[-1], q[0], q[-1]))
     ax.set_xlabel("z₁")
     ax.set_ylabel("z₂")
@@ -371,7 +369,8 @@ def manifold_figure(model, n: int = 15):
 
 def training_figure(results: dict[str, dict], seeds=SEEDS):
     """Test −ELBO per epoch for the training ablation (all seeds): how far from convergence 10 epochs are."""
-    fig, ax = plt.subplots(figsize=(6, 3.8), layout="constrained")
+    fig = Figure(figsize=(6, 3.8), layout="constrained")
+    ax = fig.subplots()
     for i, (label, overrides) in enumerate(ABLATIONS["training"]):
         for s in seeds:
             r = results.get(run_name(overrides, s))
@@ -421,7 +420,8 @@ def loss_readings(results: dict[str, dict]) -> list[dict]:
 
 def loss_readings_figure(readings: list[dict]):
     """Each reading's first and last epoch against the seed's two numbers (log scale)."""
-    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
     for i, r in enumerate(readings):
         ax.plot(
             [0, 1], [r["first_epoch"], r["last_epoch"]], "o-", color=f"C{i % 10}", label=f"{r['model']}, {r['reading']}"
