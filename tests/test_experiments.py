@@ -9,6 +9,7 @@ from conftest import make_images
 
 from vae import experiments as ex
 from vae.__main__ import main
+from vae.report import ablations_markdown
 
 
 @pytest.fixture
@@ -66,13 +67,19 @@ def test_sweep_stores_each_run_and_skips_what_is_done(tiny_config, data, setting
     assert rows[0]["test_loss_mean"] == results["default,seed=0"]["metrics"]["test_loss"]
     md = ex.markdown_table(rows)
     assert md.count("\n") == 2 + len(rows) and "β=2 (the missing ½)" in md
-    written = ex.write_outputs(results, tmp_path / "out", seeds=(0,), ckpt_dir=ckpt_dir)
+    out = tmp_path / "figs" / ex.OUT_NAME
+    written = ex.write_outputs(results, out, seeds=(0,), ckpt_dir=ckpt_dir)
     names = {p.name for p in written}
     assert {"ablations.csv", "ablation_kl_weight.png", "tsne_kl_weight.png", "training_length.png"} <= names
     assert "loss_readings.json" in names  # from the seed config's run
-    back = ex.read_table(tmp_path / "out" / "ablations.csv")
+    back = ex.read_table(out / "ablations.csv")
     assert [r["variant"] for r in back] == [r["variant"] for r in rows]
     assert back[0]["iwae_nll_mean"] == pytest.approx(rows[0]["iwae_nll_mean"], abs=1e-4)
+    # REPORT.md's section, linked relative to the report's folder; none without a stored table.
+    section = ablations_markdown(tmp_path / "figs", tmp_path / "REPORT.md")
+    assert section.startswith("\n## Ablations") and "](figs/experiments/ablation_kl_weight.png)" in section
+    assert f"{rows[1]['iwae_nll_mean']:.2f}" in section and "17,900" in section
+    assert ablations_markdown(tmp_path / "nothing", tmp_path / "REPORT.md") == ""
 
 
 def test_a_diverged_run_is_recorded_and_the_sweep_goes_on(tiny_config, data, settings, tmp_path):

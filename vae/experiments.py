@@ -63,7 +63,9 @@ ABLATIONS = {
 }
 SEEDS = (0, 1, 2)
 REPO_DIR = Path(__file__).resolve().parents[1]  # a checkout of the repository (the notebook reads from it)
-REPO_RESULTS = REPO_DIR / "figures" / "experiments"  # where `python -m vae sweep` run from REPO_DIR writes
+OUT_NAME = "experiments"  # the sweep writes into figures/experiments/
+TABLE_NAME = "ablations.csv"
+REPO_RESULTS = REPO_DIR / "figures" / OUT_NAME  # where `python -m vae sweep` run from REPO_DIR writes
 METRICS = {  # key in a run's metrics -> label, with its unit
     "test_loss": "test −ELBO (nats/image)",
     "iwae_nll": "IWAE NLL (nats/image)",
@@ -258,7 +260,7 @@ def _sd(values) -> float:
 
 def write_table(rows: list[dict], out_dir) -> Path:
     """Write the table as out_dir/ablations.csv (atomically) and return its path."""
-    path = Path(out_dir) / "ablations.csv"
+    path = Path(out_dir) / TABLE_NAME
     lines = [",".join(rows[0])] + [",".join(_csv_cell(v) for v in row.values()) for row in rows]
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path
@@ -544,7 +546,7 @@ def readings_paragraph(readings: list[dict]) -> str:
 def report_section(out_dir, link_dir: str = "figures/experiments") -> str:
     """The REPORT.md section 'Ablations', rendered from the stored table and figures in out_dir."""
     out_dir = Path(out_dir)
-    rows = read_table(out_dir / "ablations.csv")
+    rows = read_table(out_dir / TABLE_NAME)
     parts = [
         "## Ablations\n",
         "Each row is the mean ± sd over seeds (runs per row, and in brackets those that diverged) of the "

@@ -6,6 +6,7 @@ parameters, so that re-running the report on finished checkpoints only re-plots 
 """
 
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -21,7 +22,7 @@ import torch
 import torchvision
 
 from vae import evaluate as ev
-from vae import plots
+from vae import experiments, plots
 from vae.checkpoint import load_model
 from vae.config import Config
 from vae.data import class_names, load_split
@@ -280,8 +281,18 @@ def make_report(config: Config, options: ReportOptions) -> dict:
 
     metrics_path = Path(options.fig_dir) / METRICS_NAME
     write_text_atomic(metrics_path, json.dumps(metrics, indent=1, allow_nan=False) + "\n")
-    write_text_atomic(options.report_path, report_markdown(metrics, options.fig_dir, options.report_path))
+    report = report_markdown(metrics, options.fig_dir, options.report_path)
+    write_text_atomic(options.report_path, report + ablations_markdown(options.fig_dir, options.report_path))
     return metrics
+
+
+def ablations_markdown(fig_dir, report_path) -> str:
+    """The section 'Ablations', from the table that `python -m vae sweep` stored in fig_dir/experiments ('' if none)."""
+    sweep_dir = Path(fig_dir) / experiments.OUT_NAME
+    if not (sweep_dir / experiments.TABLE_NAME).exists():
+        return ""
+    link = os.path.relpath(sweep_dir.resolve(), Path(report_path).resolve().parent)
+    return "\n" + experiments.report_section(sweep_dir, link)
 
 
 def _pm(metrics: dict, key: str, digits: int = 1) -> str:
