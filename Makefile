@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint benchmark clean
+.PHONY: install train test lint benchmark sweep clean
 
 install: $(STAMP)
 
@@ -26,6 +26,9 @@ lint: install
 
 benchmark: install  ## training speed vs the DataLoader pipeline and the matmul peak
 	$(PY) benchmarks/train_speed.py
+
+sweep: install  ## the ablations: 14 configs x 3 seeds, resumable; table and figures in figures/experiments/
+	$(PY) -m vae sweep --jobs 2
 
 clean:
 	rm -rf runs .pytest_cache

@@ -362,7 +362,7 @@ def manifold_figure(model, n: int = 15):
     images = torch.sigmoid(model.decode(z)).reshape(n, n, 28, 28).permute(0, 2, 1, 3).reshape(n * 28, n * 28)
     fig = Figure(figsize=(6, 6))
     ax = fig.subplots()
-    ax.imshow(images, cmap="gray_r", extent=(q[0], q[-1], q[0], q[-1]))
+    ax.imshow(images, cmap="gray", extent=(q[0], q[-1], q[0], q[-1]))
     ax.set_xlabel("z₁")
     ax.set_ylabel("z₂")
     ax.set_title("latent_dim = 2: decoded means on a grid of N(0, 1) quantiles")
