@@ -62,6 +62,11 @@ def test_sweep_stores_each_run_and_skips_what_is_done(tiny_config, data, setting
     after = ex.load_results(runs_dir)["beta=4.0,seed=0"]
     assert after["metrics"]["iwae_nll"] == before["metrics"]["iwae_nll"] and after["history"] == before["history"]
 
+    # Another config's results in the same folder are refused, not mixed in.
+    other = ex.plan(ex.Config(**{**tiny_config.to_dict(), "hidden_dim": 8}), ["kl_weight"], seeds=(0,), smoke=True)
+    with pytest.raises(ValueError, match="holds the result of another config"):
+        ex.sweep(other, runs_dir, ckpt_dir, settings, data=data, log=logs.append)
+
     rows = ex.table(results, seeds=(0,))
     assert [r["variant"] for r in rows] == [label for a in ("kl_weight", "training") for label, _ in ex.ABLATIONS[a]]
     assert rows[0]["test_loss_mean"] == results["default,seed=0"]["metrics"]["test_loss"]

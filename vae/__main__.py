@@ -126,8 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
 def sweep(args, config: Config) -> None:
     from vae import experiments  # imported here: it loads matplotlib and scikit-learn
 
-    out = Path(args.out)
-    runs_dir, ckpt_dir = out / "runs", Path(args.checkpoints)
+    smoke_dir = Path("runs/experiments-smoke")  # never mixed with the real sweep's results and checkpoints
+    out = Path(args.out or (smoke_dir if args.smoke else f"figures/{experiments.OUT_NAME}"))
+    runs_dir = out / "runs"
+    ckpt_dir = Path(args.checkpoints or (smoke_dir / "checkpoints" if args.smoke else "runs/experiments"))
     seeds = args.seeds or ((0,) if args.smoke else experiments.SEEDS)
     settings = experiments.SweepSettings(iw_samples=args.iw_samples, tsne_points=args.tsne_points, smoke=args.smoke)
     if args.smoke:
@@ -163,8 +165,10 @@ def add_sweep_command(commands) -> None:
     p.add_argument("--iw-samples", type=int, default=100, help="K of the IWAE NLL (default: %(default)s)")
     p.add_argument("--tsne-points", type=int, default=2000, help="test images per t-SNE (default: %(default)s)")
     p.add_argument("--smoke", action="store_true", help="6000/1000 images, 1/10 of the epochs, K <= 10: for CI")
-    p.add_argument("--out", default="figures/experiments", help="results table and figures (default: %(default)s)")
-    p.add_argument("--checkpoints", default="runs/experiments", help="per-run checkpoints (default: %(default)s)")
+    p.add_argument(
+        "--out", help="table and figures (default: figures/experiments; runs/experiments-smoke with --smoke)"
+    )
+    p.add_argument("--checkpoints", help="per-run checkpoints (default: runs/experiments, or in the smoke folder)")
     p.set_defaults(run=sweep)
 
 

@@ -197,7 +197,7 @@ def sweep(runs: dict[str, Config], runs_dir, ckpt_dir, settings: SweepSettings, 
     With jobs > 1 each worker process uses one torch thread and loads the data itself; with jobs = 1 the runs
     go in this process on `data` (loaded if None).
     """
-    todo = {n: c for n, c in runs.items() if not (Path(runs_dir) / f"{n}.json").exists()}
+    todo = {n: c for n, c in runs.items() if not _done(Path(runs_dir) / f"{n}.json", c, settings.smoke)}
     todo = dict(sorted(todo.items(), key=lambda item: -item[1].num_epochs))  # the longest first: less idle at the end
     log(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to run with {jobs} process(es)")
     start = time.perf_counter()
@@ -215,6 +215,19 @@ def sweep(runs: dict[str, Config], runs_dir, ckpt_dir, settings: SweepSettings, 
             for i, future in enumerate(futures, 1):
                 _log_result(log, i, len(todo), future.result())
     return time.perf_counter() - start
+
+
+def _done(path: Path, config: Config, smoke: bool) -> bool:
+    """True if path holds this run's result; an error if it holds another config's, so that none are mixed."""
+    if not path.exists():
+        return False
+    stored = json.loads(path.read_text())
+    if stored["config"] != config.to_dict() or stored["smoke"] != smoke:
+        raise ValueError(
+            f"{path} holds the result of another config or mode (smoke={stored['smoke']}); write this sweep into "
+            "another --out folder, or delete that file to recompute it"
+        )
+    return True
 
 
 def _log_result(log, i, n, result):
