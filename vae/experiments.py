@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 
@@ -198,7 +199,8 @@ def sweep(runs: dict[str, Config], runs_dir, ckpt_dir, settings: SweepSettings, 
     go in this process on `data` (loaded if None).
     """
     todo = {n: c for n, c in runs.items() if not _done(Path(runs_dir) / f"{n}.json", c, settings.smoke)}
-    todo = dict(sorted(todo.items(), key=lambda item: -item[1].num_epochs))  # the longest first: less idle at the end
+    # Seed 0 of every variant first, so that a sweep cut short covers every ablation; then the longest runs first.
+    todo = dict(sorted(todo.items(), key=lambda item: (item[1].seed, -item[1].num_epochs)))
     log(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to run with {jobs} process(es)")
     start = time.perf_counter()
     if not todo:
@@ -352,7 +354,7 @@ def tsne_figure(results: dict[str, dict], dataset: str = "fashion-mnist"):
     axes = fig.subplots(1, max(1, len(variants)), squeeze=False)
     names = class_names(dataset)
     for ax, (label, r) in zip(axes[0], variants, strict=False):
-        xy, labels = torch.tensor(r["tsne"]["xy"]), torch.tensor(r["tsne"]["labels"])
+        xy, labels = np.asarray(r["tsne"]["xy"]), np.asarray(r["tsne"]["labels"])
         for c, name in enumerate(names):
             pts = xy[labels == c]
             ax.scatter(pts[:, 0], pts[:, 1], s=2, color=f"C{c}", label=name)
@@ -375,7 +377,8 @@ def manifold_figure(model, n: int = 15):
     images = torch.sigmoid(model.decode(z)).reshape(n, n, 28, 28).permute(0, 2, 1, 3).reshape(n * 28, n * 28)
     fig = Figure(figsize=(6, 6))
     ax = fig.subplots()
-    ax.imshow(images, cmap="gray", extent=(q[0], q[-1], q[0], q[-1]))
+    lo, hi = q[0].item(), q[-1].item()
+    ax.imshow(images.numpy(), cmap="gray", extent=(lo, hi, lo, hi))
     ax.set_xlabel("z₁")
     ax.set_ylabel("z₂")
     ax.set_title("latent_dim = 2: decoded means on a grid of N(0, 1) quantiles")
