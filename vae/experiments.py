@@ -12,7 +12,6 @@ Binarised runs are scored on one fixed binarisation of the test set (`vae.data.f
 import csv
 import json
 import math
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -477,11 +476,6 @@ def write_outputs(results: dict[str, dict], out_dir, seeds=SEEDS, ckpt_dir=None,
         model, _, _ = load_model(manifold)
         written.append(save_figure(manifold_figure(model), "manifold_latent2", out_dir))
     return written
-
-
-def default_jobs() -> int:
-    """Worker processes for a sweep: one per core, at most 2 (what helped on the 2-core machine measured)."""
-    return max(1, min(2, os.cpu_count() or 1))
 
 
 def _row(rows: list[dict], ablation: str, variant_start: str) -> dict | None:
