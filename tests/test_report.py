@@ -74,6 +74,8 @@ def test_smoke_report_on_synthetic_data_writes_everything_and_replots_from_the_c
 
     monkeypatch.setattr(ev, "tsne_embedding", refuse)
     monkeypatch.setattr(ev, "iwae_nll", refuse)
+    monkeypatch.setattr(ev, "knn_accuracy", refuse)
+    monkeypatch.setattr(ev, "trustworthiness", refuse)
     again = make_report(small_config(tmp_path), options(tmp_path, seeds=[0, 1]))
     assert again["test_loss.mean"] == m["test_loss.mean"] and again["iwae_nll.mean"] == m["iwae_nll.mean"]
     assert again["trustworthiness.mean"] == m["trustworthiness.mean"]
