@@ -10,6 +10,7 @@ import platform
 import statistics
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -114,11 +115,21 @@ def _train_or_load(config: Config, options: ReportOptions, x_train, x_test):
     return model, config, history, out_dir / CHECKPOINT_NAME
 
 
+def _cached(options: ReportOptions, timings: dict, name: str, compute) -> dict:
+    """ev.cached_arrays in options.cache_dir, noting in timings["from_cache"] what was read instead of computed."""
+    path = Path(options.cache_dir) / name
+    if path.exists():
+        timings.setdefault("from_cache", []).append(name)
+    return ev.cached_arrays(path, compute)
+
+
 def _evaluate_seed(model, config: Config, history, checkpoint: Path, data: dict, options: ReportOptions, timings):
     """Every number for one trained model, and the arrays its figures need; slow parts cached by checkpoint hash."""
     x_train, y_train, x_test, y_test = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
     key = f"{ev.file_sha256(checkpoint)[:16]}-train{len(x_train)}-test{len(x_test)}"
-    cache = Path(options.cache_dir)
+
+    def cached(name, compute):
+        return _cached(options, timings, name, compute)
 
     def latents():
         train_mu, _ = ev.encode_mu(model, x_train)
@@ -143,14 +154,14 @@ def _evaluate_seed(model, config: Config, history, checkpoint: Path, data: dict,
         f"n{n}-p{options.tsne_perplexity:g}-s{options.tsne_seed}-i{options.tsne_max_iter}-t{options.trust_neighbors}"
     )
     with _timer(timings, "encode_seconds"):
-        z = ev.cached_arrays(cache / f"latents-{key}.npz", latents)
+        z = cached(f"latents-{key}.npz", latents)
         elbo = ev.test_elbo(model, x_test, seed=config.seed)
     with _timer(timings, "iwae_seconds"):
-        nll = ev.cached_arrays(cache / f"iwae-{key}-k{options.iw_samples}.npz", iwae)["nll"]
+        nll = cached(f"iwae-{key}-k{options.iw_samples}.npz", iwae)["nll"]
     with _timer(timings, "knn_seconds"):
-        knn_accuracy = float(ev.cached_arrays(cache / f"knn-{key}-k{options.knn_k}.npz", knn)["accuracy"])
+        knn_accuracy = float(cached(f"knn-{key}-k{options.knn_k}.npz", knn)["accuracy"])
     with _timer(timings, "tsne_seconds"):  # with the trustworthiness
-        embedded = ev.cached_arrays(cache / f"tsne-{key}-{tsne_name}.npz", tsne)
+        embedded = cached(f"tsne-{key}-{tsne_name}.npz", tsne)
     mu, logvar = torch.from_numpy(z["test_mu"]), torch.from_numpy(z["test_logvar"])
     iwae_nll = float(nll.mean())
     values = {
@@ -175,17 +186,14 @@ def _evaluate_seed(model, config: Config, history, checkpoint: Path, data: dict,
     return values, {"embedding": embedded["embedding"], "tsne_y": y_test[:n].cpu().numpy()}
 
 
-class _timer:
+@contextmanager
+def _timer(timings: dict, name: str):
     """Add the block's wall-clock seconds to timings[name]."""
-
-    def __init__(self, timings: dict, name: str):
-        self.timings, self.name = timings, name
-
-    def __enter__(self):
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc):
-        self.timings[self.name] = self.timings.get(self.name, 0.0) + time.perf_counter() - self.start
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
 def _first_of_each_class(y: torch.Tensor) -> torch.Tensor:
@@ -255,9 +263,10 @@ def make_report(config: Config, options: ReportOptions) -> dict:
     model, config, history, values, arrays = shown
 
     with _timer(timings, "knn_pixels_seconds"):
-        pixels = ev.cached_arrays(
-            Path(options.cache_dir)
-            / f"knn-pixels-{config.dataset}-train{len(x_train)}-test{len(x_test)}-k{options.knn_k}.npz",
+        pixels = _cached(
+            options,
+            timings,
+            f"knn-pixels-{config.dataset}-train{len(x_train)}-test{len(x_test)}-k{options.knn_k}.npz",
             lambda: {"accuracy": ev.knn_accuracy(x_train, y_train, x_test, y_test, options.knn_k)},
         )["accuracy"]
     with _timer(timings, "figures_seconds"):
@@ -278,6 +287,7 @@ def make_report(config: Config, options: ReportOptions) -> dict:
         mean, sd = _mean_sd([values[key] for values in per_seed.values()])
         metrics[f"{key}.mean"], metrics[f"{key}.sd"], metrics[f"{key}.unit"] = mean, sd, unit
     metrics["figures"] = [p.name for p in figure_paths]
+    # Seconds per stage; wall.from_cache lists the results read from the cache instead of computed in this run.
     metrics |= {f"wall.{k}": v for k, v in timings.items()}
     metrics["wall.total_seconds"] = time.perf_counter() - start
 
@@ -318,6 +328,8 @@ def report_markdown(m: dict, fig_dir: str, report_path: str) -> str:
         if gap <= 0
         else f"the test loss is {gap:.1f} nats per image above the training loss"
     )
+    reused = len(m.get("wall.from_cache", []))
+    cache_note = f" ({reused} slow results were read from the cache of an earlier run)" if reused else ""
     kl_first, kl_last = h[0]["test_kl"], h[-1]["test_kl"]
     kl_reading = (
         f"changes little ({kl_first:.1f} after epoch 1, {kl_last:.1f} at the end), so the fall in the loss is"
@@ -379,7 +391,7 @@ models the test images and how useful its latent space is, and shows what it gen
   - a t-SNE (scikit-learn, perplexity {m["options.tsne_perplexity"]:g}, PCA initialisation, seed
     {m["options.tsne_seed"]}) of the first {m["options.tsne_points"]} test-set μ, and its trustworthiness
     with {m["options.trust_neighbors"]} neighbours.
-- The figures show seed {m["figures_seed"]}. The whole report took {m["wall.total_seconds"]:.0f} s.
+- The figures show seed {m["figures_seed"]}. The whole report took {m["wall.total_seconds"]:.0f} s{cache_note}.
 
 ### Units: per image, not per batch
 
