@@ -83,13 +83,16 @@ class ReportOptions:
             raise ValueError(f"tsne_points ({self.tsne_points}) must exceed 3 x perplexity ({self.tsne_perplexity})")
 
 
-def _versions() -> dict:
+def _git(*args: str) -> str | None:
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        commit = None
+        return None
+
+
+def _versions() -> dict:
+    commit = _git("rev-parse", "HEAD")
+    changed = _git("status", "--porcelain", "--", "vae")  # uncommitted changes to the package's code
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -101,6 +104,7 @@ def _versions() -> dict:
         "processor": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "git_commit": commit,
+        "git_vae_modified": None if changed is None else bool(changed),
     }
 
 
@@ -235,6 +239,7 @@ def _mean_sd(xs: list[float]) -> tuple[float, float | None]:
 def make_report(config: Config, options: ReportOptions) -> dict:
     """Train/load, evaluate and write figures, metrics.json and REPORT.md; return the metrics (flat keys)."""
     start = time.perf_counter()
+    versions = _versions()  # before anything runs: the commit of the code that makes the numbers
     timings: dict[str, float] = {}
     if options.smoke:
         config = replace(config, num_epochs=SMOKE["num_epochs"])
@@ -275,7 +280,7 @@ def make_report(config: Config, options: ReportOptions) -> dict:
     metrics = {f"config.{k}": v for k, v in config.to_dict().items() if k != "seed"}
     metrics |= {f"options.{k}": v for k, v in vars(options).items() if k not in ("seeds", "fig_dir", "report_path")}
     metrics |= {"seeds": list(per_seed), "figures_seed": config.seed, "device": str(device)}
-    metrics |= {f"version.{k}": v for k, v in _versions().items()}
+    metrics |= {f"version.{k}": v for k, v in versions.items()}
     metrics["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     metrics["num_train_images"], metrics["num_test_images"] = len(x_train), len(x_test)
     metrics["knn_accuracy_pixels"] = float(pixels)
