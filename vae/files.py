@@ -78,13 +78,14 @@ def exclusive_lock(folder, option: str = "--out"):
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        f = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 -- held open for the whole block
+        f = open(folder / LOCK_NAME, "a+")  # held open, and so locked, for the whole block
     except OSError as e:
         raise OutputError(
             f"cannot use {folder} as an output folder ({e.strerror or e}): choose another {option}."
         ) from e
     try:
         try:
+            f.seek(0)  # msvcrt locks bytes from the current position: byte 0 for every process
             if fcntl is not None:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             else:

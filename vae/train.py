@@ -1,7 +1,7 @@
 """Training: `fit` runs Adam on the negative ELBO and returns the model and a per-epoch history."""
 
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -79,13 +79,14 @@ def fit(config: Config, train_x, test_x, out_dir=None, resume: bool = False, cal
             f"use at most {len(train_x)}"
         )
     device = pick_device(config.device)
-    with exclusive_lock(out_dir) if out_dir is not None else nullcontext():
+    with ExitStack() as stack:  # what to release however training ends: the lock, the progress bar
         if out_dir is not None:
+            stack.enter_context(exclusive_lock(out_dir))
             remove_stale_temporaries(out_dir)  # what a run killed mid-save left behind
-        return _fit(config, device, train_x, test_x, out_dir, resume, callback, progress)
+        return _fit(config, device, train_x, test_x, out_dir, resume, callback, progress, stack)
 
 
-def _fit(config: Config, device, train_x, test_x, out_dir, resume: bool, callback, progress: bool):
+def _fit(config: Config, device, train_x, test_x, out_dir, resume: bool, callback, progress: bool, stack):
     train_x, test_x = train_x.to(device), test_x.to(device)
     torch.manual_seed(config.seed)  # the model's initial weights
     model = VAE.from_config(config).to(device)
@@ -102,61 +103,54 @@ def _fit(config: Config, device, train_x, test_x, out_dir, resume: bool, callbac
         history = state["history"]
 
     steps = -(-len(train_x) // config.batch_size)
-    # A `with` closes the bar on errors too, so that an error message starts on its own line.
-    with tqdm(total=config.num_epochs * steps, initial=len(history) * steps, disable=not progress, unit="batch") as bar:
-        for epoch in range(len(history) + 1, config.num_epochs + 1):
-            bar.set_description(f"epoch {epoch}/{config.num_epochs}")
-            start = time.perf_counter()
-            model.train()
-            sums = torch.zeros(steps, 2, device=device)  # per batch: summed bce, kl; read once per epoch
-            for i, x in enumerate(iterate_batches(train_x, config.batch_size, generator)):
-                logits, mu, logvar = model(x, generator)
-                bce, kl = elbo_terms(x, logits, mu, logvar)
-                loss = (bce + kl).mean()  # nats per image
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                sums[i, 0], sums[i, 1] = bce.detach().sum(), kl.detach().sum()
-                bar.update()
-            finite = torch.isfinite(sums).all(dim=1)
-            if not finite.all():
-                batch = int((~finite).nonzero()[0]) + 1
-                kept = (
-                    f"the checkpoint of epoch {epoch - 1} in {path} is kept"
-                    if path and history
-                    else "nothing was saved"
-                )
-                raise TrainingDiverged(
-                    f"the loss became NaN or infinite at epoch {epoch}, batch {batch}/{steps}; {kept}. "
-                    f"Lower the learning rate (now {config.lr}) or check the data for NaNs.",
-                    history,
-                )
-            train_bce, train_kl = (sums.sum(dim=0) / len(train_x)).tolist()
-            train_seconds = time.perf_counter() - start
-            model.eval()
-            test = dataset_elbo(model, test_x, seed=config.seed)
-            record = {
-                "epoch": epoch,
-                "train_loss": train_bce + train_kl,
-                "train_bce": train_bce,
-                "train_kl": train_kl,
-                "test_loss": test["loss"],
-                "test_bce": test["bce"],
-                "test_kl": test["kl"],
-                "train_seconds": train_seconds,  # the optimisation steps alone
-                "seconds": time.perf_counter() - start,  # with the test-set evaluation
-            }
-            history.append(record)
-            if path is not None:
-                save_checkpoint(
-                    path,
-                    model=model,
-                    optimizer=optimizer,
-                    config=config,
-                    history=history,
-                    rng_state=generator.get_state(),
-                )
-            bar.set_postfix(train=f"{record['train_loss']:.1f}", test=f"{record['test_loss']:.1f}")
-            if callback is not None:
-                callback(record)
+    # Closed by `stack` on errors too, so that an error message starts on its own line.
+    bar = stack.enter_context(
+        tqdm(total=config.num_epochs * steps, initial=len(history) * steps, disable=not progress, unit="batch")
+    )
+    for epoch in range(len(history) + 1, config.num_epochs + 1):
+        bar.set_description(f"epoch {epoch}/{config.num_epochs}")
+        start = time.perf_counter()
+        model.train()
+        sums = torch.zeros(steps, 2, device=device)  # per batch: summed bce, kl; read once per epoch
+        for i, x in enumerate(iterate_batches(train_x, config.batch_size, generator)):
+            logits, mu, logvar = model(x, generator)
+            bce, kl = elbo_terms(x, logits, mu, logvar)
+            loss = (bce + kl).mean()  # nats per image
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            sums[i, 0], sums[i, 1] = bce.detach().sum(), kl.detach().sum()
+            bar.update()
+        finite = torch.isfinite(sums).all(dim=1)
+        if not finite.all():
+            batch = int((~finite).nonzero()[0]) + 1
+            kept = f"the checkpoint of epoch {epoch - 1} in {path} is kept" if path and history else "nothing was saved"
+            raise TrainingDiverged(
+                f"the loss became NaN or infinite at epoch {epoch}, batch {batch}/{steps}; {kept}. "
+                f"Lower the learning rate (now {config.lr}) or check the data for NaNs.",
+                history,
+            )
+        train_bce, train_kl = (sums.sum(dim=0) / len(train_x)).tolist()
+        train_seconds = time.perf_counter() - start
+        model.eval()
+        test = dataset_elbo(model, test_x, seed=config.seed)
+        record = {
+            "epoch": epoch,
+            "train_loss": train_bce + train_kl,
+            "train_bce": train_bce,
+            "train_kl": train_kl,
+            "test_loss": test["loss"],
+            "test_bce": test["bce"],
+            "test_kl": test["kl"],
+            "train_seconds": train_seconds,  # the optimisation steps alone
+            "seconds": time.perf_counter() - start,  # with the test-set evaluation
+        }
+        history.append(record)
+        if path is not None:
+            save_checkpoint(
+                path, model=model, optimizer=optimizer, config=config, history=history, rng_state=generator.get_state()
+            )
+        bar.set_postfix(train=f"{record['train_loss']:.1f}", test=f"{record['test_loss']:.1f}")
+        if callback is not None:
+            callback(record)
     return model.eval(), history
