@@ -13,8 +13,18 @@ import pytest
 import torch
 from conftest import REPO, write_gz
 
-from vae import VAE, CheckpointError, Config, DataError, TrainingDiverged, fit, load_checkpoint, load_model, load_split
-from vae import checkpoint as vcheckpoint
+from vae import (
+    VAE,
+    CheckpointError,
+    Config,
+    DataError,
+    TrainingDiverged,
+    fit,
+    load_checkpoint,
+    load_model,
+    load_split,
+    load_weights,
+)
 from vae import config as vconfig
 from vae import data as vdata
 from vae import files as vfiles
@@ -325,9 +335,9 @@ def test_loading_into_a_model_of_another_shape_explains_the_mismatch(tiny_config
     fit(tiny_config, *images, out_dir=tmp_path, progress=False)
     model = VAE(784, 32, 8)
     with pytest.raises(CheckpointError, match=r"holds a 784-32-4 VAE, not 784-32-8.*load_model") as e:
-        vcheckpoint.load_weights(model, tmp_path / CHECKPOINT_NAME)
+        load_weights(model, tmp_path / CHECKPOINT_NAME)
     assert str(tmp_path / CHECKPOINT_NAME) in str(e.value)
-    vcheckpoint.load_weights(VAE(784, 32, 4), tmp_path / CHECKPOINT_NAME)  # the right shape loads
+    load_weights(VAE(784, 32, 4), tmp_path / CHECKPOINT_NAME)  # the right shape loads
 
 
 def test_weights_that_disagree_with_their_config_are_a_checkpoint_error(tiny_config, images, tmp_path):
