@@ -301,6 +301,7 @@ class Payload:
         return (Path.touch, (self.marker,))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's remark on the pickle.dump file
 @pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
 def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(writer, tiny_config, tmp_path):
     path, marker = tmp_path / "evil.pt", tmp_path / "pwned"
