@@ -1,4 +1,4 @@
-"""Command line: `python -m vae train [options]`. It builds a Config and calls the library."""
+"""Command line: `python -m vae train|report [options]`. It builds a Config and calls the library."""
 
 import argparse
 import sys
@@ -47,6 +47,56 @@ def train(args, config: Config) -> None:
     )
 
 
+def report(args, config: Config) -> None:
+    from vae.report import ReportOptions, make_report
+
+    args.runs_dir = args.runs_dir or ("runs/report-smoke" if args.smoke else "runs/report")
+    args.out = args.runs_dir  # named by the interrupt message: a re-run resumes from there
+    fields = (
+        "iw_samples",
+        "tsne_points",
+        "fig_dir",
+        "report_path",
+        "runs_dir",
+        "cache_dir",
+        "smoke",
+        "from_checkpoint",
+    )
+    options = ReportOptions(seeds=args.seeds or [config.seed], **{k: getattr(args, k) for k in fields})
+    m = make_report(config, options)
+    print(
+        f"test -ELBO {m['test_loss.mean']:.2f} nats per image, IWAE NLL (K={m['options.iw_samples']}) "
+        f"{m['iwae_nll.mean']:.2f}, kNN accuracy {m['knn_accuracy.mean']:.4f}, active units "
+        f"{m['active_units.mean']:.1f}, trustworthiness {m['trustworthiness.mean']:.4f} "
+        f"(mean over seeds {m['seeds']}); {m['wall.total_seconds']:.0f} s. "
+        f"Wrote {options.fig_dir}/*.png, {options.fig_dir}/metrics.json and {options.report_path}."
+    )
+
+
+def add_report_parser(commands) -> None:
+    p = commands.add_parser(
+        "report",
+        help="train (or load), evaluate, and write figures/, figures/metrics.json and REPORT.md",
+        description="Train the config once per seed (checkpoints in --runs-dir/seed<N>/; finished runs are reused), "
+        "evaluate on the test set (-ELBO, IWAE NLL, kNN on mu, active units, t-SNE), and write every figure, "
+        "metrics.json and REPORT.md. Slow results are cached under the checkpoint's hash in --cache-dir.",
+        epilog="example: python -m vae report --seeds 0 1 2",
+    )
+    add_config_args(p)
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="seeds to train; reports mean ± sd (default: --seed)"
+    )
+    p.add_argument("--iw-samples", type=int, default=1000, help="K of the IWAE estimate (default: %(default)s)")
+    p.add_argument("--tsne-points", type=int, default=10000, help="test images in the t-SNE (default: all 10000)")
+    p.add_argument("--from-checkpoint", default=None, metavar="PATH", help="evaluate this checkpoint; no training")
+    p.add_argument("--smoke", action="store_true", help="tiny and fast (2000 images, 1 epoch), for CI")
+    p.add_argument("--fig-dir", default="figures", help="where figures and metrics.json go (default: %(default)s)")
+    p.add_argument("--report-path", default="REPORT.md", help="default: %(default)s")
+    p.add_argument("--runs-dir", default=None, help="checkpoints (default: runs/report, or runs/report-smoke)")
+    p.add_argument("--cache-dir", default="runs/cache", help="cached latents and t-SNE (default: %(default)s)")
+    p.set_defaults(run=report, out=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vae", description="A VAE on Fashion-MNIST.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -61,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/train", help="folder for checkpoint.pt (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt if it exists")
     p.set_defaults(run=train)
+    add_report_parser(commands)
     return parser
 
 
