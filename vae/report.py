@@ -26,7 +26,7 @@ from vae import plots
 from vae.checkpoint import load_checkpoint, load_model
 from vae.config import Config
 from vae.data import class_names, load_split
-from vae.files import write_text_atomic
+from vae.files import exclusive_lock, write_text_atomic
 from vae.train import CHECKPOINT_NAME, fit, pick_device
 
 METRICS_NAME = "metrics.json"
@@ -238,7 +238,16 @@ def _mean_sd(xs: list[float]) -> tuple[float, float | None]:
 
 
 def make_report(config: Config, options: ReportOptions) -> dict:
-    """Train/load, evaluate and write figures, metrics.json and REPORT.md; return the metrics (flat keys)."""
+    """Train/load, evaluate and write figures, metrics.json and REPORT.md; return the metrics (flat keys).
+
+    The figures folder is locked meanwhile: a second report into it fails at once (vae.files.OutputError)
+    instead of mixing its figures with this one's.
+    """
+    with exclusive_lock(options.fig_dir, "--fig-dir"):
+        return _make_report(config, options)
+
+
+def _make_report(config: Config, options: ReportOptions) -> dict:
     start = time.perf_counter()
     versions = _versions()  # before anything runs: the commit of the code that makes the numbers
     timings: dict[str, float] = {}
