@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint benchmark sweep clean
+.PHONY: install report train test lint benchmark sweep clean
 
 install: $(STAMP)
 
@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml requirements.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -e ".[dev]"
 	touch $(STAMP)
+
+report: install  ## train 3 seeds, evaluate, write figures/, figures/metrics.json and REPORT.md
+	$(PY) -m vae report --seeds 0 1 2
 
 train: install  ## train the seed's VAE for 10 epochs (checkpoint in runs/train/)
 	$(PY) -m vae train
@@ -24,8 +27,9 @@ lint: install
 	$(VENV)/bin/ruff check vae tests benchmarks
 	$(VENV)/bin/ruff format --check vae tests benchmarks
 
-benchmark: install  ## training speed vs the DataLoader pipeline and the matmul peak
+benchmark: install  ## training and report speed vs the DataLoader pipeline and the matmul peak
 	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/report_speed.py
 
 sweep: install  ## the ablations: 14 configs x 3 seeds, resumable; table and figures in figures/experiments/
 	$(PY) -m vae sweep --jobs 2

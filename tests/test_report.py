@@ -8,6 +8,7 @@ from vae import Config, fit
 from vae import data as vdata
 from vae import evaluate as ev
 from vae.__main__ import main
+from vae.files import LOCK_NAME
 from vae.plots import FIGURE_NAMES
 from vae.report import ReportOptions, make_report
 from vae.train import CHECKPOINT_NAME
@@ -20,7 +21,8 @@ def strict_json(path):
 
 def check_outputs(tmp_path, seeds):
     fig_dir = tmp_path / "figures"
-    assert sorted(p.name for p in fig_dir.iterdir()) == sorted([f"{n}.png" for n in FIGURE_NAMES] + ["metrics.json"])
+    names = sorted(p.name for p in fig_dir.iterdir() if p.name != LOCK_NAME)  # the lock of the last run stays
+    assert names == sorted([f"{n}.png" for n in FIGURE_NAMES] + ["metrics.json"])
     m = strict_json(fig_dir / "metrics.json")
     assert m["seeds"] == seeds
     assert all(not isinstance(v, dict) for v in m.values())  # flat keys
@@ -66,7 +68,7 @@ def test_smoke_report_on_synthetic_data_writes_everything_and_replots_from_the_c
     m, report = check_outputs(tmp_path, [0, 1])
     assert m["test_loss.sd"] > 0 and "mean ± sd over 2 seeds" in report
     assert m["config.num_epochs"] == 1 and m["options.iw_samples"] == 10 and m["num_test_images"] == 32
-    assert (tmp_path / "runs" / "seed1" / CHECKPOINT_NAME).exists()
+    assert (tmp_path / "runs" / "seed1" / CHECKPOINT_NAME).exists() and m["seed1.epochs_reused"] == 0
 
     # A second run reuses the finished checkpoints and every cached result: nothing slow is recomputed.
     def refuse(*args, **kwargs):
@@ -74,9 +76,16 @@ def test_smoke_report_on_synthetic_data_writes_everything_and_replots_from_the_c
 
     monkeypatch.setattr(ev, "tsne_embedding", refuse)
     monkeypatch.setattr(ev, "iwae_nll", refuse)
+    monkeypatch.setattr(ev, "knn_accuracy", refuse)
+    monkeypatch.setattr(ev, "trustworthiness", refuse)
     again = make_report(small_config(tmp_path), options(tmp_path, seeds=[0, 1]))
     assert again["test_loss.mean"] == m["test_loss.mean"] and again["iwae_nll.mean"] == m["iwae_nll.mean"]
     assert again["trustworthiness.mean"] == m["trustworthiness.mean"]
+    assert "wall.from_cache" not in m and len(again["wall.from_cache"]) == 2 * 4 + 1  # 4 per seed, pixel kNN
+    assert (
+        again["seed1.epochs_reused"] == 1
+        and "2 of the 2 epochs were trained by an earlier run" in (tmp_path / "REPORT.md").read_text()
+    )
 
 
 def test_report_from_a_checkpoint_trains_nothing(synthetic_on_disk, tmp_path, images):

@@ -1,6 +1,6 @@
 """A small, tested Variational Autoencoder for Fashion-MNIST: config -> data -> model -> train."""
 
-from vae.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from vae.checkpoint import CheckpointError, load_checkpoint, load_model, load_weights, save_checkpoint
 from vae.config import Config
 from vae.data import DataError, class_names, load_split
 from vae.loss import dataset_elbo, elbo_terms, loss_per_image
@@ -19,6 +19,7 @@ __all__ = [
     "fit",
     "load_checkpoint",
     "load_model",
+    "load_weights",
     "load_split",
     "loss_per_image",
     "pick_device",

@@ -6,8 +6,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from vae.checkpoint import CheckpointError
-from vae.config import DATASETS, Config
+from vae.config import DATASETS, Config, ConfigError
 from vae.data import DataError, load_split
+from vae.files import OutputError
 from vae.train import TrainingDiverged, fit
 
 DEFAULTS = Config()
@@ -35,7 +36,7 @@ def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     names = Config.__dataclass_fields__
     try:
         return Config(**{k: v for k, v in vars(args).items() if k in names})
-    except ValueError as e:
+    except ConfigError as e:
         parser.error(str(e))
 
 
@@ -178,7 +179,9 @@ def main(argv=None) -> int:
     config = config_from_args(parser, args)
     try:
         args.run(args, config)
-    except (DataError, CheckpointError, TrainingDiverged, ValueError) as e:
+    except ConfigError as e:  # found only once the data is loaded, e.g. a batch larger than the dataset
+        parser.error(str(e))
+    except (DataError, CheckpointError, TrainingDiverged, OutputError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,10 +1,17 @@
 """The experiment's configuration: one validated dataclass, saved with every checkpoint and metrics file."""
 
+import os
+import re
 from dataclasses import asdict, dataclass, fields
 
 DATASETS = ("fashion-mnist", "mnist")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 VARIANCE_HEADS = ("logvar", "sigma", "softplus")  # see VAE.encode
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names the field, the value, and what it must be."""
 
 
 @dataclass
@@ -27,6 +34,8 @@ class Config:
     binarize: bool = False  # train on batches binarised afresh each step; test on one fixed binarisation
 
     def __post_init__(self):
+        if isinstance(self.data_dir, os.PathLike):
+            self.data_dir = os.fspath(self.data_dir)
         for f in fields(self):
             value = getattr(self, f.name)
             # bool is an int in Python; reject it where a number is expected.
@@ -34,26 +43,26 @@ class Config:
                 value = float(value)
                 setattr(self, f.name, value)
             if not isinstance(value, f.type) or (isinstance(value, bool) and f.type is not bool):
-                raise ValueError(f"config.{f.name} must be {f.type.__name__}, got {value!r}")
+                raise ConfigError(f"config.{f.name} must be {f.type.__name__}, got {value!r}")
         if self.dataset not in DATASETS:
-            raise ValueError(f"config.dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.device.split(":")[0] not in DEVICES:
-            raise ValueError(f"config.device must be one of {DEVICES} (or 'cuda:N'), got {self.device!r}")
+            raise ConfigError(f"config.dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise ConfigError(f"config.device must be one of {DEVICES} (or 'cuda:N'), got {self.device!r}")
         if self.input_dim != 784:
-            raise ValueError(f"config.input_dim must be 784 (28x28 images), got {self.input_dim}")
+            raise ConfigError(f"config.input_dim must be 784 (28x28 images), got {self.input_dim!r}")
         for name in ("hidden_dim", "latent_dim", "batch_size", "num_epochs"):
             if getattr(self, name) < 1:
-                raise ValueError(f"config.{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"config.{name} must be >= 1, got {getattr(self, name)!r}")
         if not 0 < self.lr <= 1:
-            raise ValueError(f"config.lr must be in (0, 1], got {self.lr} (the seed uses 3e-4)")
+            raise ConfigError(f"config.lr must be in (0, 1], got {self.lr!r} (the seed uses 3e-4)")
         if self.seed < 0:
-            raise ValueError(f"config.seed must be >= 0, got {self.seed}")
+            raise ConfigError(f"config.seed must be >= 0, got {self.seed!r}")
         if not 0 <= self.beta < float("inf"):
-            raise ValueError(f"config.beta must be a finite number >= 0, got {self.beta} (1 is the true ELBO)")
+            raise ConfigError(f"config.beta must be a finite number >= 0, got {self.beta!r} (1 is the true ELBO)")
         if self.variance_head not in VARIANCE_HEADS:
-            raise ValueError(f"config.variance_head must be one of {VARIANCE_HEADS}, got {self.variance_head!r}")
+            raise ConfigError(f"config.variance_head must be one of {VARIANCE_HEADS}, got {self.variance_head!r}")
         if not self.data_dir:
-            raise ValueError("config.data_dir must be a non-empty path")
+            raise ConfigError(f"config.data_dir must be a non-empty path, got {self.data_dir!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,5 +73,5 @@ class Config:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"unknown config fields {unknown}; known fields are {sorted(names)}")
+            raise ConfigError(f"unknown config fields {unknown}; known fields are {sorted(names)}")
         return cls(**d)

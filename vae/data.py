@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torchvision import datasets
 
-from vae.files import atomic_path
+from vae.files import OutputError, atomic_path
 
 # name -> (MD5 of the decompressed file, number of items). torchvision checks the .gz files' MD5s, but the
 # Debian package recompressed them, so the decompressed bytes are what we can verify for every source.
@@ -101,18 +101,24 @@ def _install(source: Path, target: Path, md5: str, count: int, remedy: str) -> N
     try:
         with atomic_path(target) as tmp:
             tmp.write_bytes(data)
+    except OutputError as e:
+        raise DataError(f"{e} (The data folder is --data-dir.)") from e
+
+
+def _download(dataset: str, data_dir) -> None:
+    """Download with torchvision into a scratch folder, then install the verified files into the raw folder."""
+    raw = raw_dir(dataset, data_dir)
+    try:
+        scratch_dir = tempfile.TemporaryDirectory(dir=raw.parent, prefix=".download-")
     except OSError as e:
-        raise DataError(f"cannot write {target}: {e}. Free some disk space or choose a writable --data-dir.") from e
-
-
-def _download(dataset: str, raw: Path) -> None:
-    """Download with torchvision into a scratch folder, then install the verified files into `raw`."""
-    with tempfile.TemporaryDirectory(dir=raw.parent, prefix=".download-") as scratch:
-        cls = TORCHVISION_CLASS[dataset]
+        raise DataError(f"cannot write in {raw.parent} ({e.strerror or e}): choose a writable --data-dir.") from e
+    with scratch_dir as scratch:
         try:
-            cls(scratch, train=True, download=True)
+            TORCHVISION_CLASS[dataset](scratch, train=True, download=True)
         except Exception as e:  # torchvision raises RuntimeError or URLError, or OSError on a network fault
-            raise DataError(f"the download of {dataset} failed: {e}") from e
+            raise DataError(
+                f"{dataset} is not in {raw} and the download failed: {e}. {_remedy(dataset, data_dir)}"
+            ) from e
         for name, (md5, count) in RAW_FILES[dataset].items():
             _install(raw_dir(dataset, scratch) / name, raw / name, md5, count, "run again to download it afresh")
 
@@ -144,10 +150,7 @@ def ensure_raw_files(dataset: str, data_dir, download: bool = True) -> Path:
     if missing:
         if not download:
             raise DataError(f"missing {', '.join(sorted(missing))} in {raw}. {_remedy(dataset, data_dir)}")
-        try:
-            _download(dataset, raw)
-        except DataError as e:
-            raise DataError(f"{dataset} is not in {raw} and {e}. {_remedy(dataset, data_dir)}") from e
+        _download(dataset, data_dir)
     for name, (md5, count) in RAW_FILES[dataset].items():
         check_idx_file(raw / name, md5, count)
     return raw
@@ -161,6 +164,20 @@ def load_split(dataset: str, split: str, data_dir="data", device="cpu", download
     ds = TORCHVISION_CLASS[dataset](str(data_dir), train=split == "train", download=False)
     x = ds.data.reshape(len(ds.data), -1).to(device=device, dtype=torch.float32).div_(255.0)  # (N, 784)
     return x, ds.targets.to(device)
+
+
+def check_images(x: torch.Tensor, name: str = "x") -> None:
+    """Raise ValueError unless `x` is (N, 784) floating-point pixels in [0, 1], as `load_split` returns them."""
+    if x.dim() != 2 or x.shape[1] != 784 or not x.is_floating_point():
+        raise ValueError(f"{name} must be (N, 784) floats in [0, 1], got {tuple(x.shape)} {x.dtype}: use load_split")
+    lo, hi = torch.aminmax(x)  # NaN if any pixel is NaN
+    if not (0 <= lo.item() and hi.item() <= 1):  # NaN fails every comparison
+        i = int((~((x >= 0) & (x <= 1)).all(dim=1)).nonzero()[0])
+        found = "NaN" if x[i].isnan().any() else f"values in [{x[i].min().item()}, {x[i].max().item()}]"
+        raise ValueError(
+            f"{name} must hold pixel values in [0, 1], but image {i} has {found}: "
+            "divide 0-255 pixels by 255, and remove images with NaNs."
+        )
 
 
 def iterate_batches(x: torch.Tensor, batch_size: int, generator: torch.Generator):

@@ -6,6 +6,12 @@ from torch.nn import functional as F
 
 from vae.config import Config
 
+# To sample, log sigma^2 is clamped to this range, so that sigma = exp(logvar / 2) lies in [3e-7, 2.2e4], never
+# 0 or inf, whatever the weights. Training never comes near it (seed 0, 10 epochs: logvar in [-6.6, 1.6]), so
+# the clamp changes no result. The KL still sees the raw logvar: a diverging run still becomes NaN and is
+# stopped with a message, rather than training on at a finite but meaningless loss.
+LOGVAR_RANGE = (-30.0, 20.0)
+
 
 class VAE(nn.Module):
     """Encoder Linear(784,200)+ReLU with two Linear(200,20) heads; decoder Linear(20,200)+ReLU, Linear(200,784)."""
@@ -42,7 +48,12 @@ class VAE(nn.Module):
     def reparameterize(self, mu, logvar, generator: torch.Generator | None = None) -> torch.Tensor:
         """z = mu + sigma * eps with eps ~ N(0, I): a sample of q(z|x) that gradients flow through."""
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + torch.exp(0.5 * logvar) * eps
+        return mu + self.sigma(logvar) * eps
+
+    @staticmethod
+    def sigma(logvar: torch.Tensor) -> torch.Tensor:
+        """The standard deviation exp(logvar / 2), with logvar clamped to LOGVAR_RANGE: finite and > 0."""
+        return torch.exp(0.5 * logvar.clamp(*LOGVAR_RANGE))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z (B, latent_dim) -> logits (B, 784) of the pixel Bernoullis; sigmoid(logits) is the image."""

@@ -1,14 +1,16 @@
 """Training: `fit` runs Adam on the negative ELBO and returns the model and a per-epoch history."""
 
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from vae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from vae.config import Config
-from vae.data import fixed_binarization, iterate_batches
+from vae.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
+from vae.config import Config, ConfigError
+from vae.data import check_images, fixed_binarization, iterate_batches
+from vae.files import exclusive_lock, remove_stale_temporaries
 from vae.loss import dataset_elbo, elbo_terms
 from vae.model import VAE
 
@@ -18,7 +20,11 @@ RESUMABLE_CHANGES = ("num_epochs", "device", "data_dir")
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss became NaN or infinite; the last good checkpoint is kept, and `.history` holds the good epochs."""
+
+    def __init__(self, message: str, history: list):
+        super().__init__(message)
+        self.history = history
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -31,7 +37,7 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     kind = name.split(":")[0]
     if (kind == "cuda" and not torch.cuda.is_available()) or (kind == "mps" and not torch.backends.mps.is_available()):
-        raise ValueError(f"config.device is {name!r}, but this machine has no {kind} device; use 'auto' or 'cpu'")
+        raise ConfigError(f"config.device is {name!r}, but this machine has no {kind} device; use 'auto' or 'cpu'")
     return torch.device(name)
 
 
@@ -61,12 +67,26 @@ def fit(config: Config, train_x, test_x, out_dir=None, resume: bool = False, cal
 
     Each record holds train/test loss, bce and kl in nats per image (train: averaged over the epoch's
     batches; test: the whole of `test_x`, one seeded z per image), and wall-clock seconds.
-    With `out_dir`, a checkpoint is saved atomically after every epoch, and `resume=True` continues from it.
+    With `out_dir`, a checkpoint is saved atomically after every epoch, and `resume=True` continues from it;
+    the folder is locked meanwhile, so that a second run into it fails at once (vae.files.OutputError).
     `callback(record)` is called after each epoch.
     """
+    check_images(train_x, "train_x")
+    check_images(test_x, "test_x")
     if config.batch_size > len(train_x):
-        raise ValueError(f"config.batch_size ({config.batch_size}) is larger than the dataset ({len(train_x)} images)")
+        raise ConfigError(
+            f"config.batch_size ({config.batch_size}) is larger than the dataset ({len(train_x)} images): "
+            f"use at most {len(train_x)}"
+        )
     device = pick_device(config.device)
+    with ExitStack() as stack:  # what to release however training ends: the lock, the progress bar
+        if out_dir is not None:
+            stack.enter_context(exclusive_lock(out_dir))
+            remove_stale_temporaries(out_dir)  # what a run killed mid-save left behind
+        return _fit(config, device, train_x, test_x, out_dir, resume, callback, progress, stack)
+
+
+def _fit(config: Config, device, train_x, test_x, out_dir, resume: bool, callback, progress: bool, stack):
     train_x, test_x = train_x.to(device), test_x.to(device)
     if config.binarize:
         test_x = fixed_binarization(test_x)  # the same binary test set for every run and seed
@@ -79,13 +99,16 @@ def fit(config: Config, train_x, test_x, out_dir=None, resume: bool = False, cal
     path = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
     if resume and path is not None and path.exists():
         state = _resume_state(path, config)
-        model.load_state_dict(state["model"])
+        load_weights(model, path, state)
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["rng_state"])
         history = state["history"]
 
     steps = -(-len(train_x) // config.batch_size)
-    bar = tqdm(total=config.num_epochs * steps, initial=len(history) * steps, disable=not progress, unit="batch")
+    # Closed by `stack` on errors too, so that an error message starts on its own line.
+    bar = stack.enter_context(
+        tqdm(total=config.num_epochs * steps, initial=len(history) * steps, disable=not progress, unit="batch")
+    )
     for epoch in range(len(history) + 1, config.num_epochs + 1):
         bar.set_description(f"epoch {epoch}/{config.num_epochs}")
         start = time.perf_counter()
@@ -108,7 +131,8 @@ def fit(config: Config, train_x, test_x, out_dir=None, resume: bool = False, cal
             kept = f"the checkpoint of epoch {epoch - 1} in {path} is kept" if path and history else "nothing was saved"
             raise TrainingDiverged(
                 f"the loss became NaN or infinite at epoch {epoch}, batch {batch}/{steps}; {kept}. "
-                f"Lower the learning rate (now {config.lr}) or check the data for NaNs."
+                f"Lower the learning rate (now {config.lr}) or check the data for NaNs.",
+                history,
             )
         train_bce, train_kl = (sums.sum(dim=0) / len(train_x)).tolist()
         train_seconds = time.perf_counter() - start
@@ -133,5 +157,4 @@ def fit(config: Config, train_x, test_x, out_dir=None, resume: bool = False, cal
         bar.set_postfix(train=f"{record['train_loss']:.1f}", test=f"{record['test_loss']:.1f}")
         if callback is not None:
             callback(record)
-    bar.close()
     return model.eval(), history
