@@ -567,8 +567,9 @@ def report_section(out_dir, link_dir: str = "figures/experiments") -> str:
     parts = [
         "## Ablations\n",
         "Each row is the mean ± sd over seeds (runs per row, and in brackets those that diverged) of the "
-        "test-set metrics: the −ELBO and its KL part, the IWAE NLL (K importance samples, see "
-        "`figures/experiments/runs/*.json`), all in nats per image; the accuracy of a 5-nearest-neighbour "
+        "test-set metrics: the −ELBO and its KL part, the IWAE NLL "
+        f"(K = {max(r['iw_samples'] for r in rows):.0f} importance samples), all in nats per image; "
+        "the accuracy of a 5-nearest-neighbour "
         "classifier on the latent means; and the active units (Cov_x(E[z|x]) > 0.01). Every model is scored with "
         "the true ELBO (β = 1), whatever β trained it. Produced by `python -m vae sweep`.\n",
         markdown_table(rows),
