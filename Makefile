@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-notebooks lint benchmark clean
+.PHONY: install report train test test-notebooks lint benchmark clean
 
 install: $(STAMP)
 
@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml requirements.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -e ".[dev]"
 	touch $(STAMP)
+
+report: install  ## train 3 seeds, evaluate, write figures/, figures/metrics.json and REPORT.md
+	$(PY) -m vae report --seeds 0 1 2
 
 train: install  ## train the seed's VAE for 10 epochs (checkpoint in runs/train/)
 	$(PY) -m vae train
@@ -31,8 +34,9 @@ lint: install
 	$(VENV)/bin/ruff format --check vae tests benchmarks
 	$(VENV)/bin/nbstripout --verify notebooks/*.ipynb
 
-benchmark: install  ## training speed vs the DataLoader pipeline and the matmul peak
+benchmark: install  ## training and report speed vs the DataLoader pipeline and the matmul peak
 	$(PY) benchmarks/train_speed.py
+	$(PY) benchmarks/report_speed.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -74,9 +74,12 @@ def test_smoke_report_on_synthetic_data_writes_everything_and_replots_from_the_c
 
     monkeypatch.setattr(ev, "tsne_embedding", refuse)
     monkeypatch.setattr(ev, "iwae_nll", refuse)
+    monkeypatch.setattr(ev, "knn_accuracy", refuse)
+    monkeypatch.setattr(ev, "trustworthiness", refuse)
     again = make_report(small_config(tmp_path), options(tmp_path, seeds=[0, 1]))
     assert again["test_loss.mean"] == m["test_loss.mean"] and again["iwae_nll.mean"] == m["iwae_nll.mean"]
     assert again["trustworthiness.mean"] == m["trustworthiness.mean"]
+    assert "wall.from_cache" not in m and len(again["wall.from_cache"]) == 2 * 4 + 1  # 4 per seed, pixel kNN
 
 
 def test_report_from_a_checkpoint_trains_nothing(synthetic_on_disk, tmp_path, images):

@@ -10,6 +10,7 @@ import platform
 import statistics
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -82,13 +83,16 @@ class ReportOptions:
             raise ValueError(f"tsne_points ({self.tsne_points}) must exceed 3 x perplexity ({self.tsne_perplexity})")
 
 
-def _versions() -> dict:
+def _git(*args: str) -> str | None:
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        commit = None
+        return None
+
+
+def _versions() -> dict:
+    commit = _git("rev-parse", "HEAD")
+    changed = _git("status", "--porcelain", "--", "vae")  # uncommitted changes to the package's code
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -100,6 +104,7 @@ def _versions() -> dict:
         "processor": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "git_commit": commit,
+        "git_vae_modified": None if changed is None else bool(changed),
     }
 
 
@@ -114,11 +119,21 @@ def _train_or_load(config: Config, options: ReportOptions, x_train, x_test):
     return model, config, history, out_dir / CHECKPOINT_NAME
 
 
+def _cached(options: ReportOptions, timings: dict, name: str, compute) -> dict:
+    """ev.cached_arrays in options.cache_dir, noting in timings["from_cache"] what was read instead of computed."""
+    path = Path(options.cache_dir) / name
+    if path.exists():
+        timings.setdefault("from_cache", []).append(name)
+    return ev.cached_arrays(path, compute)
+
+
 def _evaluate_seed(model, config: Config, history, checkpoint: Path, data: dict, options: ReportOptions, timings):
     """Every number for one trained model, and the arrays its figures need; slow parts cached by checkpoint hash."""
     x_train, y_train, x_test, y_test = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
     key = f"{ev.file_sha256(checkpoint)[:16]}-train{len(x_train)}-test{len(x_test)}"
-    cache = Path(options.cache_dir)
+
+    def cached(name, compute):
+        return _cached(options, timings, name, compute)
 
     def latents():
         train_mu, _ = ev.encode_mu(model, x_train)
@@ -128,26 +143,29 @@ def _evaluate_seed(model, config: Config, history, checkpoint: Path, data: dict,
     def iwae():
         return {"nll": ev.iwae_nll(model, x_test, options.iw_samples, seed=config.seed).cpu()}
 
+    def knn():
+        return {"accuracy": ev.knn_accuracy(z["train_mu"], y_train.cpu(), z["test_mu"], y_test.cpu(), options.knn_k)}
+
+    def tsne():
+        mu = z["test_mu"][:n]
+        embedding = ev.tsne_embedding(mu, options.tsne_perplexity, options.tsne_seed, options.tsne_max_iter)
+        with _timer(timings, "trustworthiness_seconds"):
+            trust = ev.trustworthiness(mu, embedding, options.trust_neighbors)
+        return {"embedding": embedding, "trustworthiness": trust}
+
     n = min(options.tsne_points, len(x_test))
-    tsne_name = f"tsne-{key}-n{n}-p{options.tsne_perplexity:g}-s{options.tsne_seed}-i{options.tsne_max_iter}.npz"
+    tsne_name = (
+        f"n{n}-p{options.tsne_perplexity:g}-s{options.tsne_seed}-i{options.tsne_max_iter}-t{options.trust_neighbors}"
+    )
     with _timer(timings, "encode_seconds"):
-        z = ev.cached_arrays(cache / f"latents-{key}.npz", latents)
+        z = cached(f"latents-{key}.npz", latents)
         elbo = ev.test_elbo(model, x_test, seed=config.seed)
     with _timer(timings, "iwae_seconds"):
-        nll = ev.cached_arrays(cache / f"iwae-{key}-k{options.iw_samples}.npz", iwae)["nll"]
+        nll = cached(f"iwae-{key}-k{options.iw_samples}.npz", iwae)["nll"]
     with _timer(timings, "knn_seconds"):
-        knn = ev.knn_accuracy(z["train_mu"], y_train.cpu(), z["test_mu"], y_test.cpu(), options.knn_k)
-    with _timer(timings, "tsne_seconds"):
-        embedding = ev.cached_arrays(
-            cache / tsne_name,
-            lambda: {
-                "embedding": ev.tsne_embedding(
-                    z["test_mu"][:n], options.tsne_perplexity, options.tsne_seed, options.tsne_max_iter
-                )
-            },
-        )["embedding"]
-    with _timer(timings, "trustworthiness_seconds"):
-        trust = ev.trustworthiness(z["test_mu"][:n], embedding, options.trust_neighbors)
+        knn_accuracy = float(cached(f"knn-{key}-k{options.knn_k}.npz", knn)["accuracy"])
+    with _timer(timings, "tsne_seconds"):  # with the trustworthiness
+        embedded = cached(f"tsne-{key}-{tsne_name}.npz", tsne)
     mu, logvar = torch.from_numpy(z["test_mu"]), torch.from_numpy(z["test_logvar"])
     iwae_nll = float(nll.mean())
     values = {
@@ -159,9 +177,9 @@ def _evaluate_seed(model, config: Config, history, checkpoint: Path, data: dict,
         "iwae_bits_per_dim": ev.bits_per_dim(iwae_nll, x_test.shape[1]),
         "iwae_gap": elbo["loss"] - iwae_nll,
         "train_loss": history[-1]["train_loss"],
-        "knn_accuracy": knn,
+        "knn_accuracy": knn_accuracy,
         "active_units": ev.active_units(mu),
-        "trustworthiness": trust,
+        "trustworthiness": float(embedded["trustworthiness"]),
         "train_seconds": sum(r["seconds"] for r in history),
         "epochs": len(history),
         "kl_per_dim": ev.kl_per_dim(mu, logvar).tolist(),
@@ -169,20 +187,17 @@ def _evaluate_seed(model, config: Config, history, checkpoint: Path, data: dict,
         "checkpoint": str(checkpoint),
         "checkpoint_sha256": ev.file_sha256(checkpoint),
     }
-    return values, {"embedding": embedding, "tsne_y": y_test[:n].cpu().numpy()}
+    return values, {"embedding": embedded["embedding"], "tsne_y": y_test[:n].cpu().numpy()}
 
 
-class _timer:
+@contextmanager
+def _timer(timings: dict, name: str):
     """Add the block's wall-clock seconds to timings[name]."""
-
-    def __init__(self, timings: dict, name: str):
-        self.timings, self.name = timings, name
-
-    def __enter__(self):
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc):
-        self.timings[self.name] = self.timings.get(self.name, 0.0) + time.perf_counter() - self.start
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
 def _first_of_each_class(y: torch.Tensor) -> torch.Tensor:
@@ -224,6 +239,7 @@ def _mean_sd(xs: list[float]) -> tuple[float, float | None]:
 def make_report(config: Config, options: ReportOptions) -> dict:
     """Train/load, evaluate and write figures, metrics.json and REPORT.md; return the metrics (flat keys)."""
     start = time.perf_counter()
+    versions = _versions()  # before anything runs: the commit of the code that makes the numbers
     timings: dict[str, float] = {}
     if options.smoke:
         config = replace(config, num_epochs=SMOKE["num_epochs"])
@@ -252,9 +268,10 @@ def make_report(config: Config, options: ReportOptions) -> dict:
     model, config, history, values, arrays = shown
 
     with _timer(timings, "knn_pixels_seconds"):
-        pixels = ev.cached_arrays(
-            Path(options.cache_dir)
-            / f"knn-pixels-{config.dataset}-train{len(x_train)}-test{len(x_test)}-k{options.knn_k}.npz",
+        pixels = _cached(
+            options,
+            timings,
+            f"knn-pixels-{config.dataset}-train{len(x_train)}-test{len(x_test)}-k{options.knn_k}.npz",
             lambda: {"accuracy": ev.knn_accuracy(x_train, y_train, x_test, y_test, options.knn_k)},
         )["accuracy"]
     with _timer(timings, "figures_seconds"):
@@ -263,7 +280,7 @@ def make_report(config: Config, options: ReportOptions) -> dict:
     metrics = {f"config.{k}": v for k, v in config.to_dict().items() if k != "seed"}
     metrics |= {f"options.{k}": v for k, v in vars(options).items() if k not in ("seeds", "fig_dir", "report_path")}
     metrics |= {"seeds": list(per_seed), "figures_seed": config.seed, "device": str(device)}
-    metrics |= {f"version.{k}": v for k, v in _versions().items()}
+    metrics |= {f"version.{k}": v for k, v in versions.items()}
     metrics["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     metrics["num_train_images"], metrics["num_test_images"] = len(x_train), len(x_test)
     metrics["knn_accuracy_pixels"] = float(pixels)
@@ -275,6 +292,7 @@ def make_report(config: Config, options: ReportOptions) -> dict:
         mean, sd = _mean_sd([values[key] for values in per_seed.values()])
         metrics[f"{key}.mean"], metrics[f"{key}.sd"], metrics[f"{key}.unit"] = mean, sd, unit
     metrics["figures"] = [p.name for p in figure_paths]
+    # Seconds per stage; wall.from_cache lists the results read from the cache instead of computed in this run.
     metrics |= {f"wall.{k}": v for k, v in timings.items()}
     metrics["wall.total_seconds"] = time.perf_counter() - start
 
@@ -315,6 +333,16 @@ def report_markdown(m: dict, fig_dir: str, report_path: str) -> str:
         if gap <= 0
         else f"the test loss is {gap:.1f} nats per image above the training loss"
     )
+    spread = "The seed-to-seed spread (± sd) is given beside every number; " if len(seeds) > 1 else "One seed: "
+    reused = len(m.get("wall.from_cache", []))
+    cache_note = f" ({reused} slow results were read from the cache of an earlier run)" if reused else ""
+    kl_first, kl_last = h[0]["test_kl"], h[-1]["test_kl"]
+    kl_reading = (
+        f"changes little ({kl_first:.1f} after epoch 1, {kl_last:.1f} at the end), so the fall in the loss is"
+        " almost all better reconstruction"
+        if abs(kl_last - kl_first) < 0.1 * kl_first
+        else f"goes from {kl_first:.1f} to {kl_last:.1f} as the encoder changes how much information z carries"
+    )
     early = (
         " The training curve averages over an epoch while the weights change, so at epoch 1 it lies above the"
         " test curve, which is measured after the epoch."
@@ -322,13 +350,19 @@ def report_markdown(m: dict, fig_dir: str, report_path: str) -> str:
         else ""
     )
     units = m["active_units.mean"]
+    faint = sum(v < 0.1 for v in kl)
     unused = (
         "the inactive units carry almost none: the model uses fewer dimensions than it is given."
         if units < m["config.latent_dim"]
-        else "every unit is in use."
+        else "all pass the activity test."
     )
+    if faint:
+        unused += f" Still, {faint} of them carry less than 0.1 nats each: those dimensions are nearly unused."
     pct = 100 * m["knn_accuracy.mean"]
     pix = 100 * m["knn_accuracy_pixels"]
+    amount = "more class information than" if pct > pix else "less class information than"
+    if abs(pct - pix) < 1:  # percentage points
+        amount = "about as much class information as"
     return f"""# A VAE on Fashion-MNIST: report
 
 Generated by `python -m vae report` on {m["date"]} (git commit `{m["version.git_commit"]}`); every number
@@ -369,7 +403,7 @@ models the test images and how useful its latent space is, and shows what it gen
   - a t-SNE (scikit-learn, perplexity {m["options.tsne_perplexity"]:g}, PCA initialisation, seed
     {m["options.tsne_seed"]}) of the first {m["options.tsne_points"]} test-set μ, and its trustworthiness
     with {m["options.trust_neighbors"]} neighbours.
-- The figures show seed {m["figures_seed"]}. The whole report took {m["wall.total_seconds"]:.0f} s.
+- The figures show seed {m["figures_seed"]}. The whole report took {m["wall.total_seconds"]:.0f} s{cache_note}.
 
 ### Units: per image, not per batch
 
@@ -409,9 +443,8 @@ discrete image, and these nats are not comparable with results on binarised MNIS
 ![loss curves]({fig}/loss_curves.png)
 
 The test −ELBO falls from {h[0]["test_loss"]:.1f} nats per image after epoch 1 to {h[-1]["test_loss"]:.1f}
-after epoch {h[-1]["epoch"]}. The BCE carries most of it ({h[-1]["test_bce"]:.1f}); the KL rises from
-{h[0]["test_kl"]:.1f} to {h[-1]["test_kl"]:.1f} as the encoder learns to put information into z. After the
-last epoch {fit_reading}.{early}
+after epoch {h[-1]["epoch"]}. The BCE carries most of it ({h[-1]["test_bce"]:.1f}); the KL {kl_reading}.
+After the last epoch {fit_reading}.{early}
 
 ### Reconstructions
 
@@ -425,8 +458,9 @@ logos are lost. The BCE of {m["test_bce.mean"]:.1f} nats per image is the price 
 
 ![samples]({fig}/prior_samples.png)
 
-64 images decoded from z ~ N(0, I), shown as pixel probabilities. Most look like garments of recognisable
-classes; some are blends of two classes, where the prior puts mass between the encoder's clusters.
+64 images decoded from z ~ N(0, I), shown as pixel probabilities. Many are recognisable garments (tops,
+trousers, shoes, bags); others are blurry blends of classes, from regions where the prior puts mass but the
+encoder puts few training images.
 
 ### Latent interpolation
 
@@ -445,8 +479,7 @@ footwear) form their own clusters, while shirts, T-shirts/tops, pullovers and co
 confusion a classifier makes on this dataset. Trustworthiness {_pm(m, "trustworthiness", 3)} (1 is perfect)
 says the map keeps most local neighbourhoods of the {m["config.latent_dim"]}-dimensional μ. The
 {m["options.knn_k"]}-NN accuracy on μ is {pct:.1f} % against {pix:.1f} % on raw pixels: a
-{m["config.latent_dim"]}-number code keeps {"more" if pct > pix else "less"} class information for a
-nearest-neighbour classifier than the 784 pixels.
+{m["config.latent_dim"]}-number code keeps {amount} the 784 pixels, for a nearest-neighbour classifier.
 
 ### KL per latent dimension
 
@@ -463,5 +496,5 @@ The model reaches a test −ELBO of {_pm(m, "test_loss", 1)} nats per image
 estimate with K = {m["options.iw_samples"]} puts −log p(x) at {_pm(m, "iwae_nll", 1)} nats per image, so the
 ELBO is {m["iwae_gap.mean"]:.1f} nats per image loose. It uses {_pm(m, "active_units", 1)} of its
 {m["config.latent_dim"]} latent dimensions, and its μ gives a {m["options.knn_k"]}-NN accuracy of {pct:.1f} %.
-The seed-to-seed spread is given beside every number; the figures come from seed {m["figures_seed"]}.
+{spread}the figures come from seed {m["figures_seed"]}.
 """
