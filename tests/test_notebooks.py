@@ -132,6 +132,14 @@ def test_notebook_installs_the_package_on_colab_only(path):
     assert " -e " not in source and "--editable" not in source, "an editable install needs a restart on Colab"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_shows_figures_inline(path):
+    """vae.plots builds Figures without pyplot: without the inline backend a cell shows only their repr."""
+    sources = [c.source for c in code_cells(path)]
+    if any("plots." in s for s in sources):
+        assert any(re.search(r"^%matplotlib inline$", s, re.MULTILINE) for s in sources), path.name
+
+
 def test_one_repository_url_in_the_notebooks_and_the_readme_badges():
     urls = {re.search(r'^REPO_URL = "(.+?)"', c.source, re.MULTILINE) for p in NOTEBOOKS for c in code_cells(p)}
     urls = {m.group(1) for m in urls if m}
