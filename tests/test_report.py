@@ -66,7 +66,7 @@ def test_smoke_report_on_synthetic_data_writes_everything_and_replots_from_the_c
     m, report = check_outputs(tmp_path, [0, 1])
     assert m["test_loss.sd"] > 0 and "mean ± sd over 2 seeds" in report
     assert m["config.num_epochs"] == 1 and m["options.iw_samples"] == 10 and m["num_test_images"] == 32
-    assert (tmp_path / "runs" / "seed1" / CHECKPOINT_NAME).exists()
+    assert (tmp_path / "runs" / "seed1" / CHECKPOINT_NAME).exists() and m["seed1.epochs_reused"] == 0
 
     # A second run reuses the finished checkpoints and every cached result: nothing slow is recomputed.
     def refuse(*args, **kwargs):
@@ -80,6 +80,10 @@ def test_smoke_report_on_synthetic_data_writes_everything_and_replots_from_the_c
     assert again["test_loss.mean"] == m["test_loss.mean"] and again["iwae_nll.mean"] == m["iwae_nll.mean"]
     assert again["trustworthiness.mean"] == m["trustworthiness.mean"]
     assert "wall.from_cache" not in m and len(again["wall.from_cache"]) == 2 * 4 + 1  # 4 per seed, pixel kNN
+    assert (
+        again["seed1.epochs_reused"] == 1
+        and "2 of the 2 epochs were trained by an earlier run" in (tmp_path / "REPORT.md").read_text()
+    )
 
 
 def test_report_from_a_checkpoint_trains_nothing(synthetic_on_disk, tmp_path, images):

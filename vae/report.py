@@ -23,7 +23,7 @@ import torchvision
 
 from vae import evaluate as ev
 from vae import plots
-from vae.checkpoint import load_model
+from vae.checkpoint import load_checkpoint, load_model
 from vae.config import Config
 from vae.data import class_names, load_split
 from vae.files import write_text_atomic
@@ -109,14 +109,15 @@ def _versions() -> dict:
 
 
 def _train_or_load(config: Config, options: ReportOptions, x_train, x_test):
-    """(model, config, history, checkpoint path): trained into runs_dir/seed<N> (resumed if there), or loaded."""
+    """(model, config, history, checkpoint path, epochs reused): trained into runs_dir/seed<N> (resumed), or loaded."""
     if options.from_checkpoint is not None:
         path = Path(options.from_checkpoint)
         model, config, history = load_model(path, pick_device(config.device))
-        return model, config, history, path
-    out_dir = Path(options.runs_dir) / f"seed{config.seed}"
-    model, history = fit(config, x_train, x_test, out_dir=out_dir, resume=True)
-    return model, config, history, out_dir / CHECKPOINT_NAME
+        return model, config, history, path, len(history)
+    path = Path(options.runs_dir) / f"seed{config.seed}" / CHECKPOINT_NAME
+    reused = len(load_checkpoint(path)["history"]) if path.exists() else 0  # epochs trained by an earlier run
+    model, history = fit(config, x_train, x_test, out_dir=path.parent, resume=True)
+    return model, config, history, path, reused
 
 
 def _cached(options: ReportOptions, timings: dict, name: str, compute) -> dict:
@@ -258,10 +259,11 @@ def make_report(config: Config, options: ReportOptions) -> dict:
     per_seed, shown = {}, None
     for seed in options.seeds:
         with _timer(timings, "train_seconds"):
-            model, seed_config, history, checkpoint = _train_or_load(
+            model, seed_config, history, checkpoint, reused = _train_or_load(
                 replace(config, seed=seed), options, x_train, x_test
             )
         values, arrays = _evaluate_seed(model, seed_config, history, checkpoint, data, options, timings)
+        values["epochs_reused"] = reused
         per_seed[seed_config.seed] = values
         if shown is None:
             shown = (model, seed_config, history, values, arrays)
@@ -334,8 +336,17 @@ def report_markdown(m: dict, fig_dir: str, report_path: str) -> str:
         else f"the test loss is {gap:.1f} nats per image above the training loss"
     )
     spread = "The seed-to-seed spread (± sd) is given beside every number; " if len(seeds) > 1 else "One seed: "
+    epochs = [(m[f"seed{seed}.epochs_reused"], m[f"seed{seed}.epochs"]) for seed in seeds]
+    reuse_note = (
+        f" {sum(r for r, _ in epochs)} of the {sum(e for _, e in epochs)} epochs were trained by an earlier run"
+        " (finished checkpoints were resumed), so that time excludes them; the training times below are the"
+        " checkpoints' own."
+        if any(r for r, _ in epochs)
+        else ""
+    )
     reused = len(m.get("wall.from_cache", []))
     cache_note = f" ({reused} slow results were read from the cache of an earlier run)" if reused else ""
+    notes = f"{cache_note}.{reuse_note}"
     kl_first, kl_last = h[0]["test_kl"], h[-1]["test_kl"]
     kl_reading = (
         f"changes little ({kl_first:.1f} after epoch 1, {kl_last:.1f} at the end), so the fall in the loss is"
@@ -403,7 +414,7 @@ models the test images and how useful its latent space is, and shows what it gen
   - a t-SNE (scikit-learn, perplexity {m["options.tsne_perplexity"]:g}, PCA initialisation, seed
     {m["options.tsne_seed"]}) of the first {m["options.tsne_points"]} test-set μ, and its trustworthiness
     with {m["options.trust_neighbors"]} neighbours.
-- The figures show seed {m["figures_seed"]}. The whole report took {m["wall.total_seconds"]:.0f} s{cache_note}.
+- The figures show seed {m["figures_seed"]}. The whole report took {m["wall.total_seconds"]:.0f} s{notes}
 
 ### Units: per image, not per batch
 
