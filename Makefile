@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install report train test lint benchmark sweep clean
+.PHONY: install report train test test-notebooks lint benchmark sweep clean
 
 install: $(STAMP)
 
@@ -20,12 +20,19 @@ report: install  ## train 3 seeds, evaluate, write figures/, figures/metrics.jso
 train: install  ## train the seed's VAE for 10 epochs (checkpoint in runs/train/)
 	$(PY) -m vae train
 
-test: install lint  ## lint, then the whole test suite
+test: install lint  ## lint, the whole test suite, then every notebook executed on the real data
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-notebooks
+
+# CI's settings: SMOKE=1 (fewer t-SNE points, still 10 epochs), figures and checkpoints in a temporary folder.
+test-notebooks: install
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	SMOKE=1 FIG_DIR="$$tmp/figures" RUNS_DIR="$$tmp/runs" $(PY) -m pytest --nbmake --nbmake-timeout=1200 notebooks/
 
 lint: install
 	$(VENV)/bin/ruff check vae tests benchmarks
 	$(VENV)/bin/ruff format --check vae tests benchmarks
+	$(VENV)/bin/nbstripout --verify notebooks/*.ipynb
 
 benchmark: install  ## training and report speed vs the DataLoader pipeline and the matmul peak
 	$(PY) benchmarks/train_speed.py

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 from sklearn.neighbors import KNeighborsClassifier
@@ -137,3 +138,44 @@ def cached_arrays(path, compute) -> dict[str, np.ndarray]:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
     return arrays
+
+
+# --- For the notebooks (issue 4): picking examples, and mu against pixels and PCA -------------------------------
+
+
+def first_of_each_class(y: torch.Tensor, per_class: int = 1) -> torch.Tensor:
+    """Indices (num_classes, per_class) of the first `per_class` images of each class 0..max(y), in order."""
+    y = torch.as_tensor(y).cpu()
+    return torch.stack([torch.nonzero(y == c).flatten()[:per_class] for c in range(int(y.max()) + 1)])
+
+
+def pca_features(train_features, test_features, n_components: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """PCA (scikit-learn) fitted on the training features; both sets projected onto its first n_components."""
+    pca = PCA(n_components=n_components, random_state=seed).fit(np.asarray(train_features))
+    return pca.transform(np.asarray(train_features)), pca.transform(np.asarray(test_features))
+
+
+def compare_representations(
+    train_mu, test_mu, x_train, x_test, y_train, y_test, tsne_points: int, k: int = 5, seed: int = 0
+) -> dict:
+    """kNN accuracy on mu, on raw pixels, and on PCA of the pixels (as many components as mu has dims),
+    and 2-D maps of the first `tsne_points` test images: t-SNE of mu, t-SNE of pixels, PCA of pixels.
+
+    Returns {"knn": {name: accuracy}, "maps": {title: (n, 2) array}}; every input may be a tensor or an array.
+    """
+    train_mu, test_mu, x_train, x_test, y_train, y_test = (
+        np.asarray(torch.as_tensor(a).cpu()) for a in (train_mu, test_mu, x_train, x_test, y_train, y_test)
+    )
+    d, n = train_mu.shape[1], min(tsne_points, len(x_test))
+    train_pca, test_pca = pca_features(x_train, x_test, d, seed)
+    knn = {
+        f"μ ({d}-d)": knn_accuracy(train_mu, y_train, test_mu, y_test, k),
+        f"pixels ({x_train.shape[1]}-d)": knn_accuracy(x_train, y_train, x_test, y_test, k),
+        f"PCA of pixels ({d}-d)": knn_accuracy(train_pca, y_train, test_pca, y_test, k),
+    }
+    maps = {
+        "t-SNE of μ": tsne_embedding(test_mu[:n], seed=seed),
+        "t-SNE of pixels": tsne_embedding(x_test[:n], seed=seed),
+        "PCA of pixels (first 2 components)": test_pca[:n, :2].astype(np.float32),
+    }
+    return {"knn": knn, "maps": maps}

@@ -62,10 +62,8 @@ ABLATIONS = {
     ],
 }
 SEEDS = (0, 1, 2)
-REPO_DIR = Path(__file__).resolve().parents[1]  # a checkout of the repository (the notebook reads from it)
 OUT_NAME = "experiments"  # the sweep writes into figures/experiments/
 TABLE_NAME = "ablations.csv"
-REPO_RESULTS = REPO_DIR / "figures" / OUT_NAME  # where `python -m vae sweep` run from REPO_DIR writes
 METRICS = {  # key in a run's metrics -> label, with its unit
     "test_loss": "test −ELBO (nats/image)",
     "iwae_nll": "IWAE NLL (nats/image)",

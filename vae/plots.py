@@ -6,9 +6,11 @@ open, so scripts need no display, and a notebook shows a returned Figure inline 
 
 from pathlib import Path
 
+import matplotlib.patches
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from torch.distributions import Normal
 from torchvision.utils import make_grid
 
 from vae.files import atomic_path
@@ -142,4 +144,104 @@ def kl_per_dim(kl, variance=None, threshold: float = 0.01) -> Figure:
     ax.set_xlabel("latent dimension j")
     ax.set_ylabel("KL(q(z_j|x) || N(0,1)), nats per image")
     ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+# --- Figures for the notebooks (issue 4): the data, embeddings side by side, a 2-D latent space, traversals ---
+
+
+def class_examples(x: torch.Tensor, y: torch.Tensor, class_names: list[str], per_class: int = 10) -> Figure:
+    """The first `per_class` images (N, 784) of each class, one row per class, labelled with the class name."""
+    rows = [x[torch.as_tensor(y, device=x.device) == c][:per_class] for c in range(len(class_names))]
+    if any(len(r) < per_class for r in rows):
+        raise ValueError(f"every class needs {per_class} examples; counts {[len(r) for r in rows]}")
+    fig = Figure(figsize=(0.8 * per_class + 1.6, 0.8 * len(class_names) + 0.4), layout="constrained")
+    ax = fig.subplots()
+    _show_grid(ax, torch.cat(rows), nrow=per_class)
+    ax.set_yticks(_centres(len(class_names)), class_names)
+    ax.set_title(f"The first {per_class} training images of each class")
+    return fig
+
+
+def _class_scatter(ax, points, y, class_names: list[str]) -> None:
+    """One tab10 colour per class, small rasterized points."""
+    points, y = np.asarray(points), np.asarray(y)
+    for label, name in enumerate(class_names):
+        chosen = points[y == label]
+        ax.scatter(chosen[:, 0], chosen[:, 1], s=2, color=f"C{label % 10}", label=name, rasterized=True)
+
+
+def embeddings(maps: dict, y, class_names: list[str]) -> Figure:
+    """2-D maps (title -> (N, 2)) of the same N points side by side, coloured by class, one shared legend."""
+    fig = Figure(figsize=(4.2 * len(maps) + 1.8, 4.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(maps)))
+    for ax, (title, points) in zip(axes, maps.items(), strict=True):
+        _class_scatter(ax, points, y, class_names)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, markerscale=6, loc="outside right center", title="class")
+    return fig
+
+
+def latent_scatter(mu, y, class_names: list[str]) -> Figure:
+    """The posterior means mu (N, 2) of a latent_dim=2 model, coloured by class, on the prior's axes."""
+    mu = np.asarray(torch.as_tensor(mu).cpu())
+    if mu.ndim != 2 or mu.shape[1] != 2:
+        raise ValueError(f"latent_scatter needs mu of shape (N, 2), got {mu.shape}")
+    fig = Figure(figsize=(8, 7), layout="constrained")
+    ax = fig.subplots()
+    _class_scatter(ax, mu, y, class_names)
+    for radius in (1, 2, 3):  # where the prior N(0, I) puts 39 %, 86 %, 99 % of its mass
+        ax.add_patch(matplotlib.patches.Circle((0, 0), radius, fill=False, ls=":", color="0.5"))
+    ax.set_aspect("equal")
+    ax.set_xlabel("μ_1")
+    ax.set_ylabel("μ_2")
+    ax.legend(markerscale=6, loc="center left", bbox_to_anchor=(1.0, 0.5), title="class")
+    ax.set_title(f"Posterior means of {len(mu)} test images (circles: 1, 2, 3 prior standard deviations)")
+    return fig
+
+
+def manifold_coordinates(n: int, p_min: float = 0.05) -> torch.Tensor:
+    """n values of z (n,) at evenly spaced quantiles p_min..1-p_min of N(0, 1): the inverse CDF of a uniform grid."""
+    return Normal(0.0, 1.0).icdf(torch.linspace(p_min, 1 - p_min, n))
+
+
+def manifold_grid(model, n: int = 15, p_min: float = 0.05) -> Figure:
+    """Images decoded on an n x n grid of a 2-D latent space at equal prior probability steps (inverse CDF).
+
+    Column j has z_1 = manifold_coordinates(n)[j]; row i (top to bottom) has z_2 = manifold_coordinates(n)[n-1-i],
+    so that the grid has the orientation of `latent_scatter`.
+    """
+    if model.dec.in_features != 2:
+        raise ValueError(f"manifold_grid needs a model with latent_dim=2, got latent_dim={model.dec.in_features}")
+    values = manifold_coordinates(n, p_min)
+    device = next(model.parameters()).device
+    z = torch.stack(torch.meshgrid(values.flip(0), values, indexing="ij")[::-1], dim=-1).view(-1, 2)  # (n*n, 2)
+    fig = Figure(figsize=(8, 8), layout="constrained")
+    ax = fig.subplots()
+    _show_grid(ax, _decode_mean(model, z.to(device)), nrow=n)
+    labels = [f"{v:.1f}" for v in values.tolist()]
+    ax.set_xticks(_centres(n), labels, fontsize=7)
+    ax.set_yticks(_centres(n), labels[::-1], fontsize=7)
+    ax.set_xlabel("z_1")
+    ax.set_ylabel("z_2")
+    ax.set_title(f"Decoded 2-D latent space at N(0,1) quantiles {p_min:g} … {1 - p_min:g}")
+    return fig
+
+
+def latent_traversal(model, z: torch.Tensor, dims, values, row_labels: list[str] | None = None) -> Figure:
+    """Row r decodes z (latent_dim,) with z[dims[r]] set to each of `values`; the other dims stay fixed."""
+    values = torch.as_tensor(values, dtype=z.dtype, device=z.device)
+    rows = z.detach().view(1, 1, -1).repeat(len(dims), len(values), 1)  # (R, V, D)
+    for r, d in enumerate(dims):
+        rows[r, :, d] = values
+    fig = Figure(figsize=(0.9 * len(values) + 1.6, 0.9 * len(dims) + 0.8), layout="constrained")
+    ax = fig.subplots()
+    _show_grid(ax, _decode_mean(model, rows.view(-1, z.numel())), nrow=len(values))
+    ax.set_yticks(_centres(len(dims)), row_labels or [f"z[{d}]" for d in dims])
+    ax.set_xticks(_centres(len(values)), [f"{v:.1f}" for v in values.tolist()])
+    ax.set_xlabel("value given to the row's latent dimension")
+    ax.set_title("Latent traversal: one dimension changed at a time")
     return fig
