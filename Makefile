@@ -39,7 +39,7 @@ benchmark: install  ## training and report speed vs the DataLoader pipeline and 
 	$(PY) benchmarks/report_speed.py
 
 sweep: install  ## the ablations: 14 configs x 3 seeds, resumable; table and figures in figures/experiments/
-	$(PY) -m vae sweep --jobs 2
+	$(PY) -m vae sweep
 
 clean:
 	rm -rf runs .pytest_cache
