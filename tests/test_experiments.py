@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -134,3 +135,17 @@ def test_smoke_sweep_on_the_real_data_in_two_processes(real_data_dir, tmp_path, 
     assert seed["knn_accuracy_mean"] > 0.3  # chance is 0.1
     assert (out / "manifold_latent2.png").exists() and (out / "tsne_kl_weight.png").exists()
     assert "sweep of 14 runs" in capsys.readouterr().out
+
+
+def test_committed_table_is_recomputed_from_the_committed_runs(tmp_path):
+    """figures/experiments/ablations.csv is what ex.table makes of the committed per-run results."""
+    stored = Path(__file__).resolve().parents[1] / "figures" / ex.OUT_NAME
+    results = ex.load_results(stored / "runs")
+    assert len(results) == 42 and all(r["status"] == "ok" and not r["smoke"] for r in results.values())
+    path = ex.write_table(ex.table(results), tmp_path)
+    assert path.read_bytes() == (stored / ex.TABLE_NAME).read_bytes()
+
+
+def test_no_stored_results_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m vae sweep"):
+        ex.load_results(tmp_path)

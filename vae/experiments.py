@@ -236,8 +236,11 @@ def _log_result(log, i, n, result):
 
 
 def load_results(runs_dir) -> dict[str, dict]:
-    """Every stored run result in runs_dir: name -> result."""
-    return {p.stem: json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob("*.json"))}
+    """Every stored run result in runs_dir: name -> result; FileNotFoundError if there is none."""
+    paths = sorted(Path(runs_dir).glob("*.json"))
+    if not paths:
+        raise FileNotFoundError(f"no stored sweep results in {runs_dir}: run `python -m vae sweep` first")
+    return {p.stem: json.loads(p.read_text()) for p in paths}
 
 
 def ablations_present(results: dict[str, dict], seeds=SEEDS) -> list[str]:
