@@ -110,13 +110,9 @@ def interpolation(model, x_start: torch.Tensor, x_end: torch.Tensor, row_labels:
 
 def tsne(embedding, y, class_names: list[str], perplexity: float, seed: int, trust: float | None = None) -> Figure:
     """Scatter of a 2-D t-SNE embedding (N, 2), one tab10 colour per class, a legend of all class names."""
-    embedding, y = np.asarray(embedding), np.asarray(y)
     fig = Figure(figsize=(8, 7), layout="constrained")
     ax = fig.subplots()
-    colours = [f"C{i}" for i in range(10)]  # the default cycle is tab10: 10 distinct colours
-    for label, name in enumerate(class_names):
-        points = embedding[y == label]
-        ax.scatter(points[:, 0], points[:, 1], s=2, color=colours[label % 10], label=name, rasterized=True)
+    _class_scatter(ax, embedding, y, class_names)
     ax.legend(markerscale=6, loc="center left", bbox_to_anchor=(1.0, 0.5), title="class")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -164,7 +160,7 @@ def class_examples(x: torch.Tensor, y: torch.Tensor, class_names: list[str], per
 
 
 def _class_scatter(ax, points, y, class_names: list[str]) -> None:
-    """One tab10 colour per class, small rasterized points."""
+    """One colour per class from the default cycle, tab10 (10 distinct colours), small rasterized points."""
     points, y = np.asarray(points), np.asarray(y)
     for label, name in enumerate(class_names):
         chosen = points[y == label]

@@ -202,24 +202,18 @@ def _timer(timings: dict, name: str):
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def _first_of_each_class(y: torch.Tensor) -> torch.Tensor:
-    """Index of the first test image of each class 0..9 present in y."""
-    return torch.stack([torch.nonzero(y == c)[0, 0] for c in range(10) if (y == c).any()])
-
-
 def make_figures(model, history, arrays: dict, values: dict, data: dict, names: list[str], options: ReportOptions):
     """Build and save every figure of the report from one seed's model and cached arrays; return their paths."""
     x_test, y_test = data["x_test"], data["y_test"]
-    first = _first_of_each_class(y_test)
-    pairs = [(a, b) for a, b in INTERPOLATION_PAIRS if (y_test == a).any() and (y_test == b).any()]
-    starts = torch.stack([first[a] for a, _ in pairs])
-    ends = torch.stack([first[b] for _, b in pairs])
+    first = ev.first_of_each_class(y_test)[:, 0]  # (10,): the first test image of each class
+    starts = torch.stack([first[a] for a, _ in INTERPOLATION_PAIRS])
+    ends = torch.stack([first[b] for _, b in INTERPOLATION_PAIRS])
     figures = {
         "loss_curves": plots.loss_curves(history),
         "reconstructions": plots.reconstructions(model, x_test[first], y_test[first], names),
         "prior_samples": plots.prior_samples(model, n=64, seed=0),
         "interpolation": plots.interpolation(
-            model, x_test[starts], x_test[ends], [f"{names[a]} → {names[b]}" for a, b in pairs]
+            model, x_test[starts], x_test[ends], [f"{names[a]} → {names[b]}" for a, b in INTERPOLATION_PAIRS]
         ),
         "tsne": plots.tsne(
             arrays["embedding"],
