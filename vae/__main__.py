@@ -185,7 +185,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished epochs are saved in {args.out}/; add --resume to continue.", file=sys.stderr)
+        again = "add --resume to continue" if args.command == "train" else "run the same command again to continue"
+        print(f"\ninterrupted: finished epochs are saved in {args.out}/; {again}.", file=sys.stderr)
         return 130
     return 0
 
