@@ -12,13 +12,13 @@ Binarised runs are scored on one fixed binarisation of the test set (`vae.data.f
 import csv
 import json
 import math
+import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
 import torch
 from matplotlib.figure import Figure
 
@@ -27,7 +27,7 @@ from vae.checkpoint import load_model
 from vae.config import Config
 from vae.data import class_names, fixed_binarization, load_split
 from vae.files import write_text_atomic
-from vae.plots import save_figure
+from vae.plots import class_scatter, manifold_grid, save_figure
 from vae.train import TrainingDiverged, fit
 
 # ablation -> [(label, overrides of the seed's Config)]; {} is the seed's setting, shared by every ablation.
@@ -261,17 +261,10 @@ def table(results: dict[str, dict], seeds=SEEDS) -> list[dict]:
             row["iw_samples"] = max((r["evaluation"]["iw_samples"] for r in found if r["status"] == "ok"), default=0)
             for key in (*METRICS, "test_bce", "train_seconds"):
                 values = [m[key] for m in ok]
-                row[f"{key}_mean"] = sum(values) / len(values) if values else math.nan
-                row[f"{key}_sd"] = _sd(values)
+                row[f"{key}_mean"] = statistics.fmean(values) if values else math.nan
+                row[f"{key}_sd"] = statistics.stdev(values) if len(values) > 1 else math.nan
             rows.append(row)
     return rows
-
-
-def _sd(values) -> float:
-    if len(values) < 2:
-        return math.nan
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def write_table(rows: list[dict], out_dir) -> Path:
@@ -355,10 +348,7 @@ def tsne_figure(results: dict[str, dict], dataset: str = "fashion-mnist"):
     axes = fig.subplots(1, max(1, len(variants)), squeeze=False)
     names = class_names(dataset)
     for ax, (label, r) in zip(axes[0], variants, strict=False):
-        xy, labels = np.asarray(r["tsne"]["xy"]), np.asarray(r["tsne"]["labels"])
-        for c, name in enumerate(names):
-            pts = xy[labels == c]
-            ax.scatter(pts[:, 0], pts[:, 1], s=2, color=f"C{c}", label=name)
+        class_scatter(ax, r["tsne"]["xy"], r["tsne"]["labels"], names)
         m = r["metrics"]
         ax.set_title(f"{label}\n{m['active_units']} active units, kNN {m['knn_accuracy']:.3f}", fontsize=8)
         ax.set_xticks([])
@@ -367,22 +357,6 @@ def tsne_figure(results: dict[str, dict], dataset: str = "fashion-mnist"):
     fig.legend(handles, texts, loc="outside lower center", ncol=5, markerscale=4, fontsize=7)
     n = len(variants[0][1]["tsne"]["labels"]) if variants else 0
     fig.suptitle(f"t-SNE of test-set μ ({n} images, perplexity 30, seed 0) for each KL weight β (seed-0 models)")
-    return fig
-
-
-@torch.no_grad()
-def manifold_figure(model, n: int = 15):
-    """The decoded images on an n x n grid of the 2-D latent space, at the N(0, 1) quantiles 0.05 ... 0.95."""
-    q = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, n))
-    z = torch.stack(torch.meshgrid(q, q.flip(0), indexing="xy"), dim=-1).reshape(-1, 2)  # (n*n, 2), rows top->down
-    images = torch.sigmoid(model.decode(z)).reshape(n, n, 28, 28).permute(0, 2, 1, 3).reshape(n * 28, n * 28)
-    fig = Figure(figsize=(6, 6))
-    ax = fig.subplots()
-    lo, hi = q[0].item(), q[-1].item()
-    ax.imshow(images.numpy(), cmap="gray", extent=(lo, hi, lo, hi))
-    ax.set_xlabel("z₁")
-    ax.set_ylabel("z₂")
-    ax.set_title("latent_dim = 2: decoded means on a grid of N(0, 1) quantiles")
     return fig
 
 
@@ -475,7 +449,7 @@ def write_outputs(results: dict[str, dict], out_dir, seeds=SEEDS, ckpt_dir=None,
     manifold = Path(ckpt_dir or "") / run_name(MANIFOLD_RUN, 0) / "checkpoint.pt"
     if ckpt_dir is not None and manifold.exists():
         model, _, _ = load_model(manifold)
-        written.append(save_figure(manifold_figure(model), "manifold_latent2", out_dir))
+        written.append(save_figure(manifold_grid(model), "manifold_latent2", out_dir))
     return written
 
 

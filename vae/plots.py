@@ -112,7 +112,7 @@ def tsne(embedding, y, class_names: list[str], perplexity: float, seed: int, tru
     """Scatter of a 2-D t-SNE embedding (N, 2), one tab10 colour per class, a legend of all class names."""
     fig = Figure(figsize=(8, 7), layout="constrained")
     ax = fig.subplots()
-    _class_scatter(ax, embedding, y, class_names)
+    class_scatter(ax, embedding, y, class_names)
     ax.legend(markerscale=6, loc="center left", bbox_to_anchor=(1.0, 0.5), title="class")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -159,8 +159,8 @@ def class_examples(x: torch.Tensor, y: torch.Tensor, class_names: list[str], per
     return fig
 
 
-def _class_scatter(ax, points, y, class_names: list[str]) -> None:
-    """One colour per class from the default cycle, tab10 (10 distinct colours), small rasterized points."""
+def class_scatter(ax, points, y, class_names: list[str]) -> None:
+    """Scatter points (N, 2) on `ax`, one tab10 colour per class (10 distinct colours), small rasterized points."""
     points, y = np.asarray(points), np.asarray(y)
     for label, name in enumerate(class_names):
         chosen = points[y == label]
@@ -172,7 +172,7 @@ def embeddings(maps: dict, y, class_names: list[str]) -> Figure:
     fig = Figure(figsize=(4.2 * len(maps) + 1.8, 4.4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(maps)))
     for ax, (title, points) in zip(axes, maps.items(), strict=True):
-        _class_scatter(ax, points, y, class_names)
+        class_scatter(ax, points, y, class_names)
         ax.set_title(title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -188,7 +188,7 @@ def latent_scatter(mu, y, class_names: list[str]) -> Figure:
         raise ValueError(f"latent_scatter needs mu of shape (N, 2), got {mu.shape}")
     fig = Figure(figsize=(8, 7), layout="constrained")
     ax = fig.subplots()
-    _class_scatter(ax, mu, y, class_names)
+    class_scatter(ax, mu, y, class_names)
     for radius in (1, 2, 3):  # where the prior N(0, I) puts 39 %, 86 %, 99 % of its mass
         ax.add_patch(matplotlib.patches.Circle((0, 0), radius, fill=False, ls=":", color="0.5"))
     ax.set_aspect("equal")

@@ -132,7 +132,8 @@ def _cached(options: ReportOptions, timings: dict, name: str, compute) -> dict:
 def _evaluate_seed(model, config: Config, history, checkpoint: Path, data: dict, options: ReportOptions, timings):
     """Every number for one trained model, and the arrays its figures need; slow parts cached by checkpoint hash."""
     x_train, y_train, x_test, y_test = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
-    key = f"{ev.file_sha256(checkpoint)[:16]}-train{len(x_train)}-test{len(x_test)}"
+    checkpoint_sha256 = ev.file_sha256(checkpoint)
+    key = f"{checkpoint_sha256[:16]}-train{len(x_train)}-test{len(x_test)}"
 
     def cached(name, compute):
         return _cached(options, timings, name, compute)
@@ -187,7 +188,7 @@ def _evaluate_seed(model, config: Config, history, checkpoint: Path, data: dict,
         "kl_per_dim": ev.kl_per_dim(mu, logvar).tolist(),
         "latent_variance": ev.latent_variance(mu).tolist(),
         "checkpoint": str(checkpoint),
-        "checkpoint_sha256": ev.file_sha256(checkpoint),
+        "checkpoint_sha256": checkpoint_sha256,
     }
     return values, {"embedding": embedded["embedding"], "tsne_y": y_test[:n].cpu().numpy()}
 
