@@ -17,17 +17,17 @@ $(STAMP): pyproject.toml requirements.txt
 report: install  ## train 3 seeds, evaluate, write figures/, figures/metrics.json and REPORT.md
 	$(PY) -m vae report --seeds 0 1 2
 
-train: install  ## train the seed's VAE for 10 epochs (checkpoint in runs/train/)
+train: install  ## train the original report's VAE for 10 epochs (checkpoint in runs/train/)
 	$(PY) -m vae train
 
 test: install lint  ## lint, the whole test suite, then every notebook executed on the real data
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory test-notebooks
 
-# CI's settings: SMOKE=1 (fewer t-SNE points, still 10 epochs), figures and checkpoints in a temporary folder.
+# CI's settings: VAE_SMOKE=1 (fewer t-SNE points, still 10 epochs), figures and checkpoints in a temporary folder.
 test-notebooks: install
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-	SMOKE=1 FIG_DIR="$$tmp/figures" RUNS_DIR="$$tmp/runs" $(PY) -m pytest --nbmake --nbmake-timeout=1200 notebooks/
+	VAE_SMOKE=1 VAE_FIG_DIR="$$tmp/figures" VAE_RUNS_DIR="$$tmp/runs" $(PY) -m pytest --nbmake --nbmake-timeout=1200 notebooks/
 
 lint: install
 	$(VENV)/bin/ruff check vae tests benchmarks

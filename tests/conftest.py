@@ -1,7 +1,10 @@
+import contextlib
+import errno
 import gzip
-import hashlib
 import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,7 @@ import torch
 
 from vae import Config
 from vae import data as vdata
+from vae import files as vfiles
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA_DIR = Path(os.environ.get("VAE_DATA_DIR", REPO / "data"))
@@ -47,7 +51,7 @@ def idx_bytes(array: torch.Tensor) -> bytes:
 def synthetic_dataset(monkeypatch, tmp_path):
     """Write a small fashion-mnist in IDX format (train 96, test 32 images); point vae.data's table at it.
 
-    Returns {file name: bytes}. The checksum table is replaced by the MD5s of these bytes, and the Debian
+    Returns {file name: bytes}. The table of item counts is replaced by these files' counts, and the Debian
     folder by an empty one, so nothing real is read.
     """
     g = torch.Generator().manual_seed(0)
@@ -57,8 +61,9 @@ def synthetic_dataset(monkeypatch, tmp_path):
             torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
         )
         files[f"{prefix}-labels-idx1-ubyte"] = idx_bytes(torch.randint(0, 10, (n,), generator=g, dtype=torch.uint8))
-    table = {name: (hashlib.md5(b).hexdigest(), 96 if name.startswith("train") else 32) for name, b in files.items()}
-    monkeypatch.setitem(vdata.RAW_FILES, "fashion-mnist", table)
+    monkeypatch.setitem(
+        vdata.RAW_FILES, "fashion-mnist", {name: 96 if name.startswith("train") else 32 for name in files}
+    )
     monkeypatch.setitem(vdata.DEBIAN_DIR, "fashion-mnist", tmp_path / "no-debian-package")
     return files
 
@@ -81,3 +86,41 @@ def real_data_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return REAL_DATA_DIR
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A real 1 MiB tmpfs folder (a disk that fills up), unmounted afterwards; skips where mounting is not allowed."""
+    folder = tmp_path / "tmpfs"
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)]
+    if sys.platform != "linux" or subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs Linux and root)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def remount_read_only(folder: Path) -> None:
+    """Make the `tmpfs` fixture's folder a read-only file system (where even root cannot write)."""
+    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+
+
+def full_disk_on_write(n: int):
+    """A staged_writes whose n-th staged file of a set fails half-written, as on a full disk."""
+
+    @contextlib.contextmanager
+    def staged_writes():
+        with vfiles.staged_writes() as stage:
+            count = 0
+
+            def failing(path):
+                nonlocal count
+                tmp, count = stage(path), count + 1
+                if count == n:
+                    tmp.write_bytes(b"half a file")
+                    raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+                return tmp
+
+            yield failing
+
+    return staged_writes

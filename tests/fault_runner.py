@@ -4,29 +4,78 @@ Usage: python tests/fault_runner.py MODE SECONDS -- <vae command line>
   MODE "slow":         each training batch sleeps SECONDS, so that a signal lands mid-epoch;
   MODE "die-in-save":  the second checkpoint save writes half its temporary file, then the process dies
                        (os._exit, as a power cut or SIGKILL would leave it).
-The dataset's raw files must already be in <data-dir>/FashionMNIST/raw; their checksums are read from them.
+The dataset's raw files must already be in <data-dir>/FashionMNIST/raw (`put_raw`); their item counts are read
+from their headers. The tests import `put_raw`, `start`, `wait_for` and `assert_same_run` from here.
 """
 
-import hashlib
 import os
 import struct
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+import torch
 
 import vae.data
 import vae.files
 import vae.train
 from vae.__main__ import main
+from vae.checkpoint import load_checkpoint
+from vae.train import CHECKPOINT_NAME
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def put_raw(files: dict, data_dir) -> Path:
+    """Write {name: bytes} as the decompressed raw files of fashion-mnist in `data_dir`; return their folder."""
+    raw = vae.data.raw_dir("fashion-mnist", data_dir)
+    raw.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (raw / name).write_bytes(data)
+    return raw
+
+
+def start(mode: str, seconds: float, argv: list) -> subprocess.Popen:
+    """Start this script as a child process running `python -m vae <argv>` in `mode`."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, str(Path(__file__).resolve()), mode, str(seconds), "--", *argv]
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Wait until `path` exists, failing if `process` ends first or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+TIMING_KEYS = ("train_seconds", "seconds")
+
+
+def assert_same_run(a: Path, b: Path, epochs: int) -> None:
+    """The checkpoints in folders a and b: `epochs` epochs, bit-identical weights, Adam state and history (but
+    for wall-clock seconds)."""
+    sa, sb = load_checkpoint(a / CHECKPOINT_NAME), load_checkpoint(b / CHECKPOINT_NAME)
+    assert sa["epoch"] == sb["epoch"] == epochs
+    assert sa["model"].keys() == sb["model"].keys()
+    assert all(torch.equal(sa["model"][k], sb["model"][k]) for k in sa["model"])
+    adam_a, adam_b = sa["optimizer"]["state"], sb["optimizer"]["state"]
+    assert adam_a.keys() == adam_b.keys()
+    assert all(torch.equal(adam_a[i][k], adam_b[i][k]) for i in adam_a for k in adam_a[i])
+    assert torch.equal(sa["rng_state"], sb["rng_state"])
+    strip = [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in sa["history"]]
+    assert strip == [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in sb["history"]]
 
 
 def use_the_raw_files_there(data_dir: str) -> None:
     raw = vae.data.raw_dir("fashion-mnist", data_dir)
-    table = {}
-    for name in vae.data.RAW_FILES["fashion-mnist"]:
-        data = (raw / name).read_bytes()
-        table[name] = (hashlib.md5(data).hexdigest(), struct.unpack(">I", data[4:8])[0])
-    vae.data.RAW_FILES["fashion-mnist"] = table
+    counts = {
+        name: struct.unpack(">I", (raw / name).read_bytes()[4:8])[0] for name in vae.data.RAW_FILES["fashion-mnist"]
+    }
+    vae.data.RAW_FILES["fashion-mnist"] = counts
     vae.data.DEBIAN_DIR["fashion-mnist"] = Path(data_dir) / "no-debian-package"
 
 

@@ -3,13 +3,32 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import make_images
 from torch.distributions import Normal
 from torch.nn import functional as F
 
+from vae import Config, fit
 from vae import evaluate as ev
-from vae import fit
-from vae.loss import elbo_terms
+from vae.data import fixed_binarization
+from vae.loss import dataset_elbo, elbo_terms
 from vae.model import VAE
+
+KEYS = {
+    "test_loss",
+    "test_bce",
+    "test_kl",
+    "test_bits_per_dim",
+    "iwae_nll",
+    "iwae_nll_se",
+    "iwae_bits_per_dim",
+    "iwae_gap",
+    "knn_accuracy",
+    "active_units",
+    "kl_per_dim",
+    "latent_variance",
+    "tsne",
+    "seconds",
+}
 
 
 def exact_nll_on_grid(model, x, latent_dim: int, half_width: float = 8.0, points: int = 1601) -> torch.Tensor:
@@ -23,6 +42,16 @@ def exact_nll_on_grid(model, x, latent_dim: int, half_width: float = 8.0, points
     ).sum(dim=2)  # (N, G)
     log_cell = latent_dim * math.log(axis[1] - axis[0])
     return -(torch.logsumexp(log_px_z + log_pz, dim=1) + log_cell)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A 784-32-4 VAE trained 3 epochs on 512 synthetic images, and (x_train, y_train, x_test, y_test)."""
+    x = make_images(640)
+    y = torch.arange(640) % 4  # labels unrelated to the prototypes: the kNN test needs no meaning
+    model, _ = fit(Config(hidden_dim=32, latent_dim=4, batch_size=64, num_epochs=3, lr=1e-3, device="cpu"),
+                   x[:512], x[512:], progress=False)  # fmt: skip
+    return model, (x[:512], y[:512], x[512:], y[512:])
 
 
 @pytest.mark.parametrize("latent_dim, points", [(1, 4001), (2, 301)])
@@ -41,16 +70,15 @@ def test_iwae_approaches_the_exact_marginal_likelihood(latent_dim, points):
     assert errors[1] > 0.1  # the test would be vacuous if q(z|x) were already the posterior
 
 
-def test_iwae_is_below_the_elbo_on_a_trained_model(tiny_config, images):
-    model, _ = fit(tiny_config, *images, progress=False)
-    x = images[1]
-    neg_elbo = ev.test_elbo(model, x)
+def test_iwae_is_below_the_elbo_on_a_trained_model(trained):
+    model, (_, _, x, _) = trained
+    neg_elbo = dataset_elbo(model, x)
     iw = ev.iwae_nll(model, x, 500).mean().item()
     assert iw < neg_elbo["loss"] - 0.1
     # With K = 1 the estimate is the -ELBO itself (a Monte Carlo estimate of the KL instead of the closed form).
     iw1 = ev.iwae_nll(model, x.repeat(50, 1), 1).mean().item()
     assert iw1 == pytest.approx(neg_elbo["loss"], abs=1.0)
-    assert neg_elbo["loss_bits_per_dim"] == pytest.approx(neg_elbo["loss"] / (784 * math.log(2)))
+    assert ev.bits_per_dim(neg_elbo["loss"]) == pytest.approx(neg_elbo["loss"] / (784 * math.log(2)))
 
 
 def test_iwae_does_not_depend_on_the_batching(tiny_config, images):
@@ -63,9 +91,9 @@ def test_iwae_does_not_depend_on_the_batching(tiny_config, images):
         ev.iwae_nll(model, x, 0)
 
 
-def test_encode_mu_in_chunks_matches_one_call(tiny_config, images):
+def test_encode_posterior_in_chunks_matches_one_call(tiny_config, images):
     model = VAE.from_config(tiny_config).eval()
-    mu, logvar = ev.encode_mu(model, images[0], batch_size=100)
+    mu, logvar = ev.encode_posterior(model, images[0], batch_size=100)
     with torch.no_grad():
         ref_mu, ref_logvar = model.encode(images[0])
     torch.testing.assert_close(mu, ref_mu)
@@ -113,26 +141,125 @@ def test_tsne_keeps_clusters_and_is_seeded():
     assert ev.trustworthiness(features, rng.normal(size=(120, 2)), n_neighbors=5) < 0.7
 
 
-def test_cached_arrays_computes_once_and_recovers_from_a_bad_file(tmp_path):
-    calls = []
-
-    def compute():
-        calls.append(1)
-        return {"mu": np.arange(6.0).reshape(3, 2), "y": np.array([1, 2, 3])}
-
-    path = tmp_path / "cache" / "latents-abc.npz"
-    first = ev.cached_arrays(path, compute)
-    second = ev.cached_arrays(path, compute)
-    assert len(calls) == 1
-    np.testing.assert_array_equal(first["mu"], second["mu"])
-    path.write_bytes(b"not an npz file")
-    third = ev.cached_arrays(path, compute)
-    assert len(calls) == 2
-    np.testing.assert_array_equal(third["y"], [1, 2, 3])
-    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary files left behind
+# --- evaluate_model: every number, each recomputed from its definition ------------------------------------------
 
 
-def test_file_sha256(tmp_path):
-    path = tmp_path / "f"
-    path.write_bytes(b"abc")
-    assert ev.file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+def test_evaluate_model_returns_every_number_each_as_recomputed(trained):
+    model, data = trained
+    x_train, y_train, x_test, y_test = data
+    settings = ev.EvalSettings(iw_samples=50, tsne_points=40, tsne_perplexity=5.0, tsne_max_iter=250)
+    values = ev.evaluate_model(model, data, settings, seed=3)
+    assert set(values) == KEYS
+    elbo = dataset_elbo(model, x_test, seed=3)  # the evaluation's seed draws the z of the -ELBO
+    assert values["test_loss"] == pytest.approx(elbo["loss"], rel=1e-9)
+    assert (values["test_bce"], values["test_kl"]) == pytest.approx((elbo["bce"], elbo["kl"]), rel=1e-9)
+    assert values["test_loss"] == pytest.approx(values["test_bce"] + values["test_kl"])
+    assert values["test_bits_per_dim"] == pytest.approx(values["test_loss"] / (784 * math.log(2)))
+
+    nll = ev.iwae_nll(model, x_test, 50, seed=3).double()  # (N,)
+    assert values["iwae_nll"] == pytest.approx(nll.mean().item())
+    assert values["iwae_nll_se"] == pytest.approx(nll.std().item() / math.sqrt(len(x_test)))  # std / sqrt(N)
+    assert values["iwae_nll_se"] > 0
+    assert values["iwae_nll"] < values["test_loss"]  # the IWAE bound is tighter than the ELBO
+    assert values["iwae_gap"] == pytest.approx(values["test_loss"] - values["iwae_nll"])
+    assert values["iwae_bits_per_dim"] == pytest.approx(ev.bits_per_dim(values["iwae_nll"]))
+
+    mu, logvar = ev.encode_posterior(model, x_test)
+    train_mu, _ = ev.encode_posterior(model, x_train)
+    assert values["knn_accuracy"] == ev.knn_accuracy(train_mu, y_train, mu, y_test, k=5)
+    assert values["kl_per_dim"] == pytest.approx(ev.kl_per_dim(mu, logvar).tolist())
+    assert sum(values["kl_per_dim"]) == pytest.approx(values["test_kl"], rel=1e-4)  # the closed-form KL, split
+    assert values["latent_variance"] == pytest.approx(ev.latent_variance(mu).tolist())
+    assert values["active_units"] == sum(v > ev.ACTIVE_UNIT_THRESHOLD for v in values["latent_variance"])
+
+    tsne = values["tsne"]
+    assert tsne["embedding"].shape == (40, 2) and tsne["labels"].tolist() == y_test[:40].tolist()
+    assert tsne["trustworthiness"] == pytest.approx(ev.trustworthiness(mu[:40], tsne["embedding"], 5))
+    assert {"elbo", "iwae", "knn", "tsne"} <= set(values["seconds"])
+    assert all(s >= 0 for s in values["seconds"].values())
+
+
+def test_evaluate_model_on_average_has_the_iwae_bound_below_the_elbo(trained):
+    """Over several seeds (each its own z), the mean IWAE estimate stays below the mean -ELBO."""
+    model, data = trained
+    settings = ev.EvalSettings(iw_samples=20)
+    runs = [ev.evaluate_model(model, data, settings, seed=s) for s in range(3)]
+    assert "tsne" not in runs[0]  # tsne_points = 0: no t-SNE
+    assert np.mean([r["iwae_nll"] for r in runs]) <= np.mean([r["test_loss"] for r in runs])
+    assert len({r["iwae_nll"] for r in runs}) == 3  # the seed changes the samples
+
+
+def test_binarized_evaluation_scores_the_fixed_binarization(trained):
+    model, data = trained
+    x_train, y_train, x_test, y_test = data
+    settings = ev.EvalSettings(iw_samples=10)
+    grey = ev.evaluate_model(model, data, settings)
+    binary = ev.evaluate_model(model, data, settings, binarize=True)
+    expected = dataset_elbo(model, fixed_binarization(x_test))
+    assert binary["test_loss"] == pytest.approx(expected["loss"], rel=1e-9)
+    assert binary["test_loss"] != pytest.approx(grey["test_loss"], rel=1e-3)
+    nll = ev.iwae_nll(model, fixed_binarization(x_test), 10).double()
+    assert binary["iwae_nll"] == pytest.approx(nll.mean().item())
+    mu, _ = ev.encode_posterior(model, fixed_binarization(x_test))
+    train_mu, _ = ev.encode_posterior(model, fixed_binarization(x_train))
+    assert binary["knn_accuracy"] == ev.knn_accuracy(train_mu, y_train, mu, y_test)
+    assert torch.equal(data[2], x_test) and not torch.equal(x_test, fixed_binarization(x_test))  # the input is kept
+
+
+@pytest.mark.parametrize(
+    "kwargs, option",
+    [
+        ({"iw_samples": 0}, "--iw-samples"),
+        ({"iw_samples": -5}, "--iw-samples"),
+        ({"knn_k": 0}, "--knn-k"),
+        ({"tsne_points": -1}, "--tsne-points"),
+        ({"tsne_points": 1}, "--tsne-points"),
+        ({"tsne_points": 90}, "--tsne-points"),  # = 3 x the default perplexity 30
+        ({"tsne_points": 30, "tsne_perplexity": 10.0}, "--tsne-points"),
+    ],
+)
+def test_eval_settings_reject_bad_values_naming_the_option(kwargs, option):
+    with pytest.raises(ValueError, match=f"^{option} ") as e:
+        ev.EvalSettings(**kwargs)
+    assert str(next(iter(kwargs.values()))) in str(e.value)
+
+
+def test_eval_settings_accept_the_limits():
+    assert ev.EvalSettings(tsne_points=91).tsne_points == 91  # just above 3 x perplexity
+    assert ev.EvalSettings(tsne_points=31, tsne_perplexity=10.0).tsne_points == 31
+    assert ev.EvalSettings(iw_samples=1, tsne_points=0).iw_samples == 1
+
+
+# --- For the notebooks: picking examples, and mu against pixels and PCA -----------------------------------------
+
+
+def test_first_of_each_class():
+    y = torch.tensor([2, 0, 1, 0, 2, 1, 1, 0, 2])
+    expected = [[i for i, c in enumerate(y.tolist()) if c == k][:2] for k in range(3)]
+    assert ev.first_of_each_class(y, per_class=2).tolist() == expected
+    assert ev.first_of_each_class(y).tolist() == [[1], [2], [0]]
+
+
+def test_pca_features_match_the_svd():
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(200, 6)) * np.array([5.0, 3.0, 1.0, 0.5, 0.1, 0.1])
+    test = rng.normal(size=(20, 6))
+    train_pca, test_pca = ev.pca_features(train, test, n_components=2)
+    _, _, vt = np.linalg.svd(train - train.mean(axis=0), full_matrices=False)
+    expected = (test - train.mean(axis=0)) @ vt[:2].T
+    np.testing.assert_allclose(np.abs(test_pca), np.abs(expected), atol=1e-8)  # up to each axis's sign
+    assert train_pca.shape == (200, 2)
+
+
+def test_compare_representations_finds_the_informative_code():
+    """Labels follow the code's clusters, the 'pixels' are noise: kNN must see it, and every map has n points."""
+    rng = np.random.default_rng(0)
+    y_train, y_test = np.arange(300) % 3, np.arange(60) % 3
+    centres = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])
+    train_mu, test_mu = centres[y_train] + rng.normal(size=(300, 2)), centres[y_test] + rng.normal(size=(60, 2))
+    x_train, x_test = rng.random((300, 784)), rng.random((60, 784))
+    result = ev.compare_representations(train_mu, test_mu, x_train, x_test, y_train, y_test, tsne_points=40, k=5)
+    assert list(result["knn"]) == ["μ (2-d)", "pixels (784-d)", "PCA of pixels (2-d)"]
+    assert result["knn"]["μ (2-d)"] == 1.0
+    assert result["knn"]["pixels (784-d)"] < 0.6 and result["knn"]["PCA of pixels (2-d)"] < 0.6
+    assert all(m.shape == (40, 2) for m in result["maps"].values())

@@ -1,3 +1,5 @@
+"""The loss: the closed-form KL and the BCE against torch.distributions, per image, over a dataset."""
+
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 

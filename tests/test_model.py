@@ -1,11 +1,15 @@
+"""The model: the original report's architecture, shapes, the reparameterisation, its variance heads."""
+
 import math
 
+import pytest
 import torch
 
 from vae import VAE, Config
+from vae.model import LOGVAR_RANGE
 
 
-def test_architecture_is_the_seeds():
+def test_architecture_is_the_original_reports():
     model = VAE.from_config(Config())
     shapes = {name: tuple(p.shape) for name, p in model.named_parameters() if name.endswith("weight")}
     assert shapes == {
@@ -58,3 +62,72 @@ def test_same_generator_seed_gives_same_sample():
     b = model(x, torch.Generator().manual_seed(7))[0]
     c = model(x, torch.Generator().manual_seed(8))[0]
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("bias", [1e4, -1e4, 1e30, -1e30, math.inf, -math.inf])
+def test_the_logvar_head_never_gives_an_infinite_or_zero_sigma(bias):
+    torch.manual_seed(0)
+    model = VAE()
+    with torch.no_grad():
+        model.enc_logvar.bias.fill_(bias)
+        model.enc_logvar.weight.mul_(1e3)
+    x = torch.cat([torch.zeros(1, 784), torch.ones(1, 784), torch.rand(6, 784)])  # inputs in [0, 1]
+    mu, logvar = model.encode(x)
+    sigma = model.sigma(logvar)
+    assert torch.isfinite(sigma).all() and (sigma > 0).all()
+    z = model.reparameterize(mu, logvar, torch.Generator().manual_seed(0))
+    assert torch.isfinite(z).all() and torch.isfinite(model.decode(z)).all()
+    logits, _, _ = model(x, torch.Generator().manual_seed(0))
+    assert torch.isfinite(logits).all()
+
+
+def test_the_clamp_changes_no_ordinary_sigma():
+    logvar = torch.linspace(LOGVAR_RANGE[0], LOGVAR_RANGE[1], 101)
+    torch.testing.assert_close(VAE.sigma(logvar), torch.exp(0.5 * logvar), rtol=0, atol=0)
+
+
+# The ablation's variance heads (config.variance_head), each against its formula.
+
+
+def raw_head_output(model, x):
+    return model.enc_logvar(torch.relu(model.enc(x)))
+
+
+def test_sigma_head_is_the_raw_output_as_sigma():
+    torch.manual_seed(0)
+    model = VAE(hidden_dim=16, latent_dim=3, variance_head="sigma")
+    x = torch.rand(8, 784)
+    sigma = raw_head_output(model, x)
+    assert (sigma < 0).any()  # a raw linear output is not a standard deviation
+    mu, logvar = model.encode(x)
+    torch.testing.assert_close(logvar, torch.log(sigma * sigma))
+    # The sample's scale is |sigma|: z - mu = |sigma| * eps.
+    z = model.reparameterize(mu, logvar, torch.Generator().manual_seed(1))
+    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(z - mu, sigma.abs() * eps)
+    with torch.no_grad():  # sigma = 0 exactly: the tutorial's log(sigma^2) is -inf; nothing guards it
+        model.enc_logvar.weight.zero_()
+        model.enc_logvar.bias.zero_()
+    assert torch.isneginf(model.encode(x)[1]).all()
+
+
+def test_softplus_head_gives_a_positive_sigma():
+    torch.manual_seed(0)
+    model = VAE(hidden_dim=16, latent_dim=3, variance_head="softplus")
+    x = torch.rand(8, 784)
+    out = raw_head_output(model, x)
+    sigma = torch.log1p(torch.exp(out))
+    _, logvar = model.encode(x)
+    torch.testing.assert_close(logvar, torch.log(sigma**2))
+
+
+def test_default_head_is_the_raw_output_as_logvar():
+    torch.manual_seed(0)
+    model = VAE(hidden_dim=16, latent_dim=3)
+    x = torch.rand(8, 784)
+    assert torch.equal(model.encode(x)[1], raw_head_output(model, x))
+
+
+def test_from_config_builds_the_configured_head_and_sizes():
+    model = VAE.from_config(Config(hidden_dim=16, latent_dim=3, variance_head="softplus"))
+    assert (model.variance_head, model.latent_dim, model.enc.out_features) == ("softplus", 3, 16)

@@ -1,127 +1,276 @@
-import json
+"""vae.report: REPORT.md rendered from a metrics dict, and each sentence that depends on the numbers."""
+
 import math
+import re
 
 import pytest
-from conftest import write_gz
 
-from vae import Config, fit
-from vae import data as vdata
-from vae import evaluate as ev
-from vae.__main__ import main
-from vae.files import LOCK_NAME
-from vae.plots import FIGURE_NAMES
-from vae.report import ReportOptions, make_report
-from vae.train import CHECKPOINT_NAME
+from vae import report
+from vae.literature import GAUSSIAN_VAE_FASHION_MNIST_NLL, ORIGINAL_REPORT_LOSS
 
-
-def strict_json(path):
-    """Parse JSON, refusing NaN and Infinity (which json.dumps(allow_nan=False) never writes)."""
-    return json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in {path}"))
+SECTIONS = ("## Introduction", "## Architecture", "## Experiment", "## Results", "## Figures", "## Conclusion")
+FIGURES = ("loss_curves", "reconstructions", "prior_samples", "interpolation", "tsne", "kl_per_dim")
+# The number of decimals REPORT.md's results table gives each summary entry.
+DIGITS = {"test_loss": 2, "test_bce": 2, "test_kl": 2, "iwae_nll": 2, "iwae_gap": 2, "train_loss": 2,
+          "test_bits_per_dim": 4, "iwae_bits_per_dim": 4, "knn_accuracy": 4, "trustworthiness": 4,
+          "active_units": 1, "train_seconds": 1}  # fmt: skip
 
 
-def check_outputs(tmp_path, seeds):
-    fig_dir = tmp_path / "figures"
-    names = sorted(p.name for p in fig_dir.iterdir() if p.name != LOCK_NAME)  # the lock of the last run stays
-    assert names == sorted([f"{n}.png" for n in FIGURE_NAMES] + ["metrics.json"])
-    m = strict_json(fig_dir / "metrics.json")
-    assert m["seeds"] == seeds
-    assert all(not isinstance(v, dict) for v in m.values())  # flat keys
-    for key in ("test_loss", "iwae_nll", "knn_accuracy", "active_units", "trustworthiness"):
-        assert math.isfinite(m[f"{key}.mean"]) and m[f"{key}.unit"]
-        assert m[f"{key}.mean"] == pytest.approx(sum(m[f"seed{s}.{key}"] for s in seeds) / len(seeds))
-    for s in seeds:
-        assert m[f"seed{s}.iwae_nll"] < m[f"seed{s}.test_loss"]
-        assert m[f"seed{s}.test_loss"] == pytest.approx(m[f"seed{s}.test_bce"] + m[f"seed{s}.test_kl"])
-    assert m["version.torch"] and m["date"] and m["wall.total_seconds"] > 0
-    report = (tmp_path / "REPORT.md").read_text()
-    for section in ("## Introduction", "## Architecture", "## Experiment", "## Figures", "## Conclusion"):
-        assert section in report
-    for name in FIGURE_NAMES:
-        assert f"](figures/{name}.png)" in report
-    assert f"{m['test_loss.mean']:.2f}" in report and f"{m['iwae_nll.mean']:.2f}" in report
-    assert "nats per image" in report and "batch" in report
-    return m, report
+def history(epochs=3, kl=(16.0, 16.5), train_above_test=True, gap=-1.0) -> list[dict]:
+    """Per-epoch records: the test loss falls by 10 a epoch, the KL goes from kl[0] to kl[1]."""
+    records = []
+    for e in range(1, epochs + 1):
+        test_kl = kl[0] + (kl[1] - kl[0]) * (e - 1) / max(1, epochs - 1)
+        test_loss = 280.0 - 10 * e
+        train_loss = test_loss + (20.0 if e == 1 and train_above_test else gap)
+        records.append({"epoch": e, "train_loss": train_loss, "test_loss": test_loss, "test_kl": test_kl,
+                        "test_bce": test_loss - test_kl, "seconds": 2.0})  # fmt: skip
+    return records
 
 
-@pytest.fixture
-def synthetic_on_disk(synthetic_dataset, tmp_path, monkeypatch):
-    """The synthetic fashion-mnist (96 train, 32 test images) as the Debian package's files."""
-    debian = tmp_path / "debian"
-    write_gz(debian, synthetic_dataset)
-    monkeypatch.setitem(vdata.DEBIAN_DIR, "fashion-mnist", debian)
+def metrics(seeds=(0, 1), **changes) -> dict:
+    """A hand-made metrics dict with the nested structure of metrics.json (vae.pipeline.make_report)."""
+    runs = {
+        str(s): {"epochs": 3, "epochs_reused": 0, "evaluation_reused": False, "history": history(),
+                 "kl_per_dim": [0.05, 1.5, 2.0, 3.25], "latent_variance": [0.001, 0.5, 0.7, 1.0]}
+        for s in seeds
+    }  # fmt: skip
+    means = {"test_loss": 251.12345, "test_bce": 234.98765, "test_kl": 16.13579, "test_bits_per_dim": 0.46217,
+             "iwae_nll": 247.99221, "iwae_bits_per_dim": 0.45634, "iwae_gap": 3.13124, "train_loss": 250.54321,
+             "knn_accuracy": 0.84971, "active_units": 3.5, "trustworthiness": 0.97531,
+             "train_seconds": 61.25}  # fmt: skip
+    sd = None if len(seeds) == 1 else 0.1234
+    m = {
+        "config": {"latent_dim": 4, "hidden_dim": 200, "batch_size": 128, "num_epochs": 3, "lr": 3e-4},
+        "evaluation": {"iw_samples": 1000, "knn_k": 5, "tsne_points": 10000, "tsne_perplexity": 30.0,
+                       "tsne_seed": 0, "trust_neighbors": 5},
+        "smoke": False,
+        "data": {"dataset": "fashion-mnist", "train_images": 60000, "test_images": 10000},
+        "device": "cpu",
+        "seeds": list(seeds),
+        "figures_seed": seeds[0],
+        "figures": [f"{name}.png" for name in FIGURES],
+        "summary": {key: {"mean": v, "sd": sd, "unit": "u"} for key, v in means.items()},
+        "knn_accuracy_pixels": 0.8554,
+        "runs": runs,
+        "versions": {"torch": "2.9.0", "git_commit": "abc1234"},
+        "date": "2025-01-02T03:04:05+00:00",
+        "timings": {"total_seconds": 123.4},
+    }  # fmt: skip
+    for key, value in changes.items():  # "summary.knn_accuracy.mean": 0.9 sets m["summary"]["knn_accuracy"]["mean"]
+        *path, last = key.split(".")
+        target = m
+        for part in path:
+            target = target[part]
+        target[last] = value
+    return m
 
 
-def options(tmp_path, **kw) -> ReportOptions:
-    paths = {"fig_dir": "figures", "report_path": "REPORT.md", "runs_dir": "runs", "cache_dir": "cache"}
-    defaults = {k: str(tmp_path / v) for k, v in paths.items()} | {"tsne_perplexity": 5.0, "smoke": True}
-    return ReportOptions(**(defaults | kw))
+def rows() -> list[dict]:
+    """A hand-made ablations table (vae.sweep.table's rows), every variant the readings look for."""
+    values = {
+        ("variance_head", "log σ² head (ours)"): (251.1, 248.0, 16.1, 20.0),
+        ("variance_head", "raw σ head (tutorial)"): (252.2, 248.9, 15.5, 20.0),
+        ("variance_head", "tutorial: raw σ and β=2"): (255.7, 250.7, 10.0, 20.0),
+        ("kl_weight", "β=1 (the correct ½)"): (251.1, 248.0, 16.1, 20.0),
+        ("kl_weight", "β=2 (the missing ½)"): (253.2, 248.7, 10.1, 14.0),
+        ("latent_dim", "latent_dim=2"): (270.4, 269.5, 6.3, 2.0),
+        ("latent_dim", "latent_dim=5"): (251.7, 250.4, 10.9, 5.0),
+        ("latent_dim", "latent_dim=10"): (249.6, 247.3, 15.0, 10.0),
+        ("latent_dim", "latent_dim=20 (original)"): (251.1, 248.0, 16.1, 20.0),
+        ("latent_dim", "latent_dim=50"): (252.8, 249.0, 15.3, 21.3),
+        ("data_protocol", "dynamically binarised"): (250.0, 246.2, 17.4, 20.0),
+        ("training", "10 epochs, lr 3e-4 (original)"): (251.1, 248.0, 16.1, 20.0),
+        ("training", "10 epochs, lr 1e-3"): (245.9, 243.3, 15.7, 20.0),
+        ("training", "50 epochs, lr 3e-4"): (243.6, 241.2, 16.4, 20.0),
+    }
+    out = []
+    for (ablation, variant), (loss, nll, kl, units) in values.items():
+        diverged = 1 if variant.startswith("raw σ") else 0
+        row = {"ablation": ablation, "variant": variant, "runs": 3.0, "diverged": float(diverged), "iw_samples": 100.0}
+        for key, v in {"test_loss": loss, "iwae_nll": nll, "test_kl": kl, "knn_accuracy": 0.85,
+                       "active_units": units}.items():  # fmt: skip
+            row[f"{key}_mean"], row[f"{key}_sd"] = v, 0.25
+        out.append(row)
+    return out
 
 
-def small_config(tmp_path) -> Config:
-    return Config(hidden_dim=16, latent_dim=3, batch_size=32, device="cpu", data_dir=str(tmp_path / "data"))
+def readings(first_error=0.3, last_error=-0.4) -> list[dict]:
+    """Two readings of the original report's loss numbers: per image (far off), and a batch sum off by the errors."""
+    model, (first, last) = "the original report's model (grey, β=1)", ORIGINAL_REPORT_LOSS
+    return [
+        {"model": model, "reading": "per image", "first_epoch": 290.0, "last_epoch": 250.0,
+         "first_error": 290 / first - 1, "last_error": 250 / last - 1},
+        {"model": model, "reading": "sum over a batch of 128", "first_epoch": (1 + first_error) * first,
+         "last_epoch": (1 + last_error) * last, "first_error": first_error, "last_error": last_error},
+    ]  # fmt: skip
 
 
-def test_smoke_report_on_synthetic_data_writes_everything_and_replots_from_the_cache(
-    synthetic_on_disk, tmp_path, monkeypatch
-):
-    make_report(small_config(tmp_path), options(tmp_path, seeds=[0, 1]))
-    m, report = check_outputs(tmp_path, [0, 1])
-    assert m["test_loss.sd"] > 0 and "mean ± sd over 2 seeds" in report
-    assert m["config.num_epochs"] == 1 and m["options.iw_samples"] == 10 and m["num_test_images"] == 32
-    assert (tmp_path / "runs" / "seed1" / CHECKPOINT_NAME).exists() and m["seed1.epochs_reused"] == 0
-
-    # A second run reuses the finished checkpoints and every cached result: nothing slow is recomputed.
-    def refuse(*args, **kwargs):
-        raise AssertionError("recomputed instead of read from the cache")
-
-    monkeypatch.setattr(ev, "tsne_embedding", refuse)
-    monkeypatch.setattr(ev, "iwae_nll", refuse)
-    monkeypatch.setattr(ev, "knn_accuracy", refuse)
-    monkeypatch.setattr(ev, "trustworthiness", refuse)
-    again = make_report(small_config(tmp_path), options(tmp_path, seeds=[0, 1]))
-    assert again["test_loss.mean"] == m["test_loss.mean"] and again["iwae_nll.mean"] == m["iwae_nll.mean"]
-    assert again["trustworthiness.mean"] == m["trustworthiness.mean"]
-    assert "wall.from_cache" not in m and len(again["wall.from_cache"]) == 2 * 4 + 1  # 4 per seed, pixel kNN
-    assert (
-        again["seed1.epochs_reused"] == 1
-        and "2 of the 2 epochs were trained by an earlier run" in (tmp_path / "REPORT.md").read_text()
-    )
+def render(m, tmp_path, sweep=None, report_path="REPORT.md"):
+    """REPORT.md's text for a report at tmp_path / report_path, figures in tmp_path / figures."""
+    return report.render(m, tmp_path / "figures", tmp_path / report_path, sweep, tmp_path / "figures" / "experiments")
 
 
-def test_report_from_a_checkpoint_trains_nothing(synthetic_on_disk, tmp_path, images):
-    config = small_config(tmp_path)
-    x_train, _ = vdata.load_split("fashion-mnist", "train", config.data_dir)
-    x_test, _ = vdata.load_split("fashion-mnist", "test", config.data_dir)
-    fit(config, x_train, x_test, out_dir=tmp_path / "elsewhere", progress=False)
-    checkpoint = tmp_path / "elsewhere" / CHECKPOINT_NAME
-    m = make_report(config, options(tmp_path, from_checkpoint=str(checkpoint), smoke=False, iw_samples=20))
-    check_outputs(tmp_path, [0])
-    assert not (tmp_path / "runs").exists()
-    assert m["seed0.checkpoint_sha256"] == ev.file_sha256(checkpoint) and m["test_loss.sd"] is None
+# --- The whole report -----------------------------------------------------------------------------------------------
+
+
+def test_render_has_every_section_figure_and_summary_number(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the docs/ folder is the working directory's, as in a checkout
+    m = metrics()
+    text = render(m, tmp_path)
+    for section in SECTIONS:
+        assert section in text
+    for name in FIGURES:
+        assert f"](figures/{name}.png)" in text
+    assert "](figures/metrics.json)" in text and "](docs/original-report.md)" in text
+    for key, digits in DIGITS.items():
+        s = m["summary"][key]
+        assert f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f}" in text, key
+    assert "K = 1000" in text and "5-NN accuracy on raw pixels (baseline) | 0.8554 |" in text
+    assert "mean ± sd over 2 seeds (0, 1)" in text and "seeds 0, 1;" in text
+    assert "abc1234" in text and "2025-01-02T03:04:05+00:00" in text and "60000 training and 10000 test" in text
+    assert f"about {128 * 251.12345:.0f}" in text  # the per-image loss as a batch sum would print
+    assert "took 123 s." in text
+    assert not re.search(r"\$\w", text)  # every placeholder filled
+    assert "Smoke run" not in text and "## Ablations" not in text
+
+
+def test_render_links_relative_to_the_reports_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = render(metrics(), tmp_path, report_path="docs/REPORT.md")
+    assert "](../figures/loss_curves.png)" in text and "](../figures/metrics.json)" in text
+    assert re.search(r"\]\((\./)?original-report\.md\)", text)
+
+
+def test_one_seed_gives_no_spread_and_a_smoke_run_says_so(tmp_path):
+    m = metrics(seeds=(3,), smoke=True)
+    text = render(m, tmp_path)
+    assert f"| {m['summary']['test_loss']['mean']:.2f} | nats per image |" in text  # no ± with one seed
+    assert "± " not in text.split("## Results")[1].split("## Figures")[0]
+    assert "## Results (seed 3)" in text and "One seed: the figures come from seed\n3." in text
+    assert "**Smoke run**" in text
+
+
+def test_no_seed_report_phrase_anywhere(tmp_path):
+    sweep = {"rows": rows(), "readings": readings(), "figures": list(report.FIGURE_CAPTIONS)}
+    text = render(metrics(), tmp_path, sweep)
+    assert "## Ablations" in text and "The original report's loss numbers" in text
+    assert not re.search(r"seed report|seed's|\(seed\)", text, re.IGNORECASE)
+    assert text.count("the original report") >= 3
+
+
+# --- The readings: each branch, chosen by the numbers ------------------------------------------------------------
+
+
+def test_curves_reading_says_whether_the_kl_changes(tmp_path):
+    little = report.curves_reading(history(kl=(16.0, 17.0)))  # +6 %
+    assert "the KL changes little (16.0 after epoch 1, 17.0 at the end)" in little
+    much = report.curves_reading(history(kl=(16.0, 18.0)))  # +12.5 %
+    assert "the KL goes from 16.0 to 18.0" in much and "changes little" not in much
+    falls = report.curves_reading(history(kl=(16.0, 12.0)))
+    assert "goes from 16.0 to 12.0" in falls
+    assert "falls from 270.0 nats per image after epoch 1 to 250.0 after epoch 3" in little
+    assert "The BCE carries most of it (232.0)" in much  # the last test BCE: 250 - 18
+    metrics_text = render(metrics(**{"runs.0.history": history(kl=(10.0, 20.0))}), tmp_path)
+    assert "the KL goes from 10.0 to 20.0" in metrics_text  # the report reads the first seed's history
+
+
+def test_curves_reading_says_whether_the_model_overfits_and_why_epoch_1_is_above():
+    fits = report.curves_reading(history(gap=1.5))
+    assert "no worse than the training loss" in fits  # test 250.0, train 251.5
+    over = report.curves_reading(history(gap=-2.5))
+    assert "the test loss is 2.5 nats per image above the training loss" in over and "no sign" not in over
+    assert "at epoch 1 it lies above the test curve" in fits
+    assert "lies above" not in report.curves_reading(history(train_above_test=False))
 
 
 @pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--from-checkpoint", "nowhere.pt"], "nowhere.pt: no such file"),
-        (["--from-checkpoint", "x.pt", "--seeds", "0", "1"], "one model"),
-        (["--iw-samples", "0"], "iw_samples"),
-        (["--seeds", "1", "1"], "distinct"),
-    ],
-)
-def test_bad_report_options_are_one_line_errors(args, message, tmp_path, capsys):
-    assert main(["report", "--fig-dir", str(tmp_path / "f"), *args]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err and "Traceback" not in err
-    assert not (tmp_path / "f").exists()
+    "ours, expected",
+    [(0.87, "more class information than"), (0.80, "less class information than"),
+     (0.8604, "about as much class information as"), (0.8505, "about as much class information as")],
+)  # fmt: skip
+def test_knn_reading_more_less_or_about_as_much(ours, expected):
+    text = report.knn_reading(metrics(**{"summary.knn_accuracy.mean": ours}))
+    assert f"a 4-number code keeps {expected} the 784 pixels" in text
+    assert f"{100 * ours:.1f} % against 85.5 % on raw pixels" in text and text.startswith("The 5-NN")
 
 
-def test_cli_smoke_report_on_the_real_data(real_data_dir, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # REPORT.md and figures/ at their default places, inside tmp_path
-    args = ["report", "--smoke", "--data-dir", str(real_data_dir), "--device", "cpu", "--cache-dir", "cache"]
-    assert main(args) == 0
-    m, _ = check_outputs(tmp_path, [0])
-    assert m["num_train_images"] == 2000 and m["num_test_images"] == 500 and m["options.tsne_points"] == 500
-    assert 0.5 < m["knn_accuracy.mean"] <= 1 and 0.5 < m["knn_accuracy_pixels"] <= 1
-    assert 300 < m["test_loss.mean"] < 543  # better than a uniform guess (784 ln 2) after one epoch
-    assert "nats per image" in capsys.readouterr().out
+def test_units_reading_all_active_or_fewer_and_the_faint_ones():
+    fewer = report.units_reading(metrics())
+    assert fewer.startswith("3.5 ± 0.1 of 4 units are active") and "from 0.05 to 3.25 nats" in fewer
+    assert "uses fewer dimensions than it is given" in fewer and "1 of them carry less than 0.1 nats" in fewer
+    m = metrics(**{"summary.active_units.mean": 4.0, "summary.active_units.sd": 0.0, "runs.0.kl_per_dim": [1.0] * 4})
+    full = report.units_reading(m)
+    assert "all pass the activity test" in full and "fewer dimensions" not in full and "Still" not in full
+    m = metrics(**{"figures_seed": 1, "runs.1.kl_per_dim": [0.01, 0.02, 2.0, 3.0]})
+    assert "2 of them carry less than 0.1" in report.units_reading(m)  # the figures' seed, not the first
+
+
+def test_reuse_note_says_what_an_earlier_run_did():
+    assert report.reuse_note(metrics()) == "."
+    m = metrics(**{"runs.1.epochs_reused": 3})
+    assert "3 of the 6 epochs were trained by an earlier run" in report.reuse_note(m)
+    m = metrics(**{"runs.0.evaluation_reused": True, "runs.1.evaluation_reused": True})
+    note = report.reuse_note(m)
+    assert "2 of 2 evaluations were read from an earlier run's stored results" in note and "epochs" not in note
+
+
+def test_pm_and_the_notes():
+    assert report.pm({"mean": 1.23456, "sd": 0.1}, 2) == "1.23 ± 0.10"
+    assert report.pm({"mean": 1.23456, "sd": None}, 3) == "1.235"
+    assert report.pm({"mean": 1.0, "sd": math.nan}, 1) == "1.0"
+    assert report.pm({"mean": math.nan, "sd": math.nan}) == "—"
+    assert report.smoke_note(metrics()) == "" and "Smoke run" in report.smoke_note(metrics(smoke=True))
+    assert report.spread_note([0]) == "One seed:" and "± sd" in report.spread_note([0, 1])
+
+
+# --- The ablations section ----------------------------------------------------------------------------------------
+
+
+def test_ablations_section_lists_only_the_figures_present():
+    sweep = {"rows": rows(), "readings": [], "figures": ["ablation_kl_weight", "loss_readings", "unknown_figure"]}
+    text = report.ablations_section(sweep, "figures/experiments")
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert links == ["figures/experiments/ablation_kl_weight.png", "figures/experiments/loss_readings.png"]
+    assert "≈17,900" not in text  # no readings stored
+    assert "K = 100 importance samples" in text and text.startswith("## Ablations")
+    assert report.markdown_table(rows()) in text
+
+
+def test_ablations_section_with_readings_reads_the_table():
+    table = rows()
+    text = report.ablations_section({"rows": table, "readings": readings(), "figures": []}, "x")
+    assert "![" not in text and '"≈17,900 → ≈10,700"' in text
+    assert "cost 2.7 nats per image of IWAE NLL (250.7 vs 248.0)" in text  # tutorial - ours
+    assert "The raw σ head alone: 1 of 3 runs diverged" in text
+    assert "The missing ½ alone (β=2) costs 0.7 nats of IWAE NLL and shrinks the KL from 16.1 to 10.1" in text
+    assert f"{246.2 - GAUSSIAN_VAE_FASHION_MNIST_NLL:.1f} nats above the {GAUSSIAN_VAE_FASHION_MNIST_NLL}" in text
+    assert "IWAE NLL by latent_dim (2: 269.5, 5: 250.4, 10: 247.3, 20: 248.0, 50: 249.0)" in text
+    assert "improve the IWAE NLL by 6.8 nats per image (to 241.2); lr 1e-3 instead of 3e-4 for 10 epochs by 4.7" in text
+
+
+def test_headlines_leave_out_what_the_table_lacks():
+    table = [r for r in rows() if r["ablation"] == "kl_weight"]
+    assert report.headlines(table) == []  # β=2 needs the original setting's row of variance_head
+    table = [r for r in rows() if r["ablation"] in ("variance_head", "kl_weight")]
+    lines = report.headlines(table)
+    assert len(lines) == 3 and lines[2].startswith("The missing ½ alone")
+    assert report.headlines(rows())[-1].startswith("Training: 50 epochs")
+
+
+def test_markdown_table_shows_failures_and_a_dash_for_no_value():
+    row = rows()[0] | {"diverged": 3.0, "test_loss_mean": math.nan, "test_loss_sd": math.nan}
+    table = report.markdown_table([row, rows()[1]])
+    assert table.count("\n") == 2 + 2
+    assert "| variance_head | log σ² head (ours) | 3 (3) | — | 248.00 ± 0.25 |" in table
+    assert "| 0.850 ± 0.250 | 20.0 ± 0.2 |" in table
+
+
+def test_loss_numbers_reading_fits_or_says_none_does():
+    none = report.loss_numbers_reading(readings(first_error=0.3, last_error=-0.4))
+    assert "The closest reading is the sum over a batch of 128" in none and "+30 % and -40 %" in none
+    assert "No reading fits both ends within 10 %" in none
+    ratio = ORIGINAL_REPORT_LOSS[0] / ORIGINAL_REPORT_LOSS[1]
+    assert f"a factor {ratio:.2f}" in none
+    fits = report.loss_numbers_reading(readings(first_error=0.05, last_error=-0.08))
+    assert fits.endswith("It fits within 10 % at both ends.") and "+5 % and -8 %" in fits

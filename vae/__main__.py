@@ -1,21 +1,26 @@
-"""Command line: `python -m vae train|report|sweep [options]`. It builds a Config and calls the library."""
+"""Command line: `python -m vae train|report|sweep [options]`. It builds a Config and calls the library.
+
+Every option is checked before any work starts; a bad one exits with a one-line message and status 2.
+"""
 
 import argparse
+import errno
 import sys
-from dataclasses import replace
+import tempfile
 from pathlib import Path
 
 from vae.checkpoint import CheckpointError
 from vae.config import DATASETS, Config, ConfigError
-from vae.data import DataError, load_split
+from vae.data import DataError, load_data
+from vae.evaluate import EvalSettings
 from vae.files import OutputError
-from vae.train import TrainingDiverged, fit
+from vae.train import TrainingDiverged, fit, pick_device
 
 DEFAULTS = Config()
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
-    """The Config fields as options; defaults are the seed report's experiment."""
+    """The Config fields as options; defaults are the original report's experiment."""
     d = DEFAULTS
     parser.add_argument("--dataset", default=d.dataset, help=f"one of {', '.join(DATASETS)} (default: %(default)s)")
     parser.add_argument("--data-dir", default=d.data_dir, help="where the dataset is kept (default: %(default)s)")
@@ -31,19 +36,31 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--binarize", action="store_true", help="train on dynamically binarised images")
 
 
-def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Config:
-    """Build the Config; a bad value exits with a one-line message and status 2."""
-    names = Config.__dataclass_fields__
+def add_evaluation_args(parser: argparse.ArgumentParser, iw_samples: int, tsne_points: int) -> None:
+    parser.add_argument("--iw-samples", type=int, default=iw_samples, help="K of the IWAE NLL (default: %(default)s)")
+    parser.add_argument(
+        "--tsne-points", type=int, default=tsne_points, help="test images in a t-SNE (default: %(default)s)"
+    )
+
+
+def writable(folder, option: str) -> None:
+    """Check, before any work, that `folder` exists or can be made and takes files; create nothing. Else OutputError."""
+    folder = Path(folder).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
     try:
-        return Config(**{k: v for k, v in vars(args).items() if k in names})
-    except ConfigError as e:
-        parser.error(str(e))
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise OutputError(f"cannot write in {folder} ({e.strerror or e}): choose another {option}.") from e
 
 
 def train(args, config: Config) -> None:
-    x_train, _ = load_split(config.dataset, "train", config.data_dir)
-    x_test, _ = load_split(config.dataset, "test", config.data_dir)
-    _, history = fit(config, x_train, x_test, out_dir=args.out, resume=args.resume)
+    writable(args.out, "--out")
+    pick_device(config.device)  # a device this machine lacks fails before the data is loaded
+    x_train, _, x_test, _ = load_data(config.dataset, config.data_dir)
+    _, history = fit(config, x_train, x_test, out_dir=args.out, resume=args.resume, overwrite=args.overwrite)
     last = history[-1]
     print(
         f"epoch {last['epoch']}: test -ELBO {last['test_loss']:.2f} nats per image "
@@ -52,54 +69,54 @@ def train(args, config: Config) -> None:
     )
 
 
-def report(args, config: Config) -> None:
-    from vae.report import ReportOptions, make_report
+def report_options(args):
+    from vae.pipeline import ReportOptions
 
-    args.runs_dir = args.runs_dir or ("runs/report-smoke" if args.smoke else "runs/report")
-    args.out = args.runs_dir  # named by the interrupt message: a re-run resumes from there
-    fields = (
-        "iw_samples",
-        "tsne_points",
-        "fig_dir",
-        "report_path",
-        "runs_dir",
-        "cache_dir",
-        "smoke",
-        "from_checkpoint",
-    )
-    options = ReportOptions(seeds=args.seeds or [config.seed], **{k: getattr(args, k) for k in fields})
+    evaluation = EvalSettings(iw_samples=args.iw_samples, tsne_points=args.tsne_points)
+    keys = ("fig_dir", "report_path", "runs_dir", "from_checkpoint", "smoke")
+    return ReportOptions(seeds=args.seeds or [args.seed], evaluation=evaluation, **{k: getattr(args, k) for k in keys})
+
+
+def report(args, config: Config) -> None:
+    from vae.pipeline import make_report
+
+    options = args.options
+    for folder, option in ((options.fig_dir, "--fig-dir"), (Path(options.report_path).parent, "--report-path"),
+                           (options.runs_dir, "--runs-dir")):  # fmt: skip
+        writable(folder, option)
     m = make_report(config, options)
+    s = m["summary"]
     print(
-        f"test -ELBO {m['test_loss.mean']:.2f} nats per image, IWAE NLL (K={m['options.iw_samples']}) "
-        f"{m['iwae_nll.mean']:.2f}, kNN accuracy {m['knn_accuracy.mean']:.4f}, active units "
-        f"{m['active_units.mean']:.1f}, trustworthiness {m['trustworthiness.mean']:.4f} "
-        f"(mean over seeds {m['seeds']}); {m['wall.total_seconds']:.0f} s. "
+        f"test -ELBO {s['test_loss']['mean']:.2f} nats per image, IWAE NLL (K={m['evaluation']['iw_samples']}) "
+        f"{s['iwae_nll']['mean']:.2f}, kNN accuracy {s['knn_accuracy']['mean']:.4f}, active units "
+        f"{s['active_units']['mean']:.1f}, trustworthiness {s['trustworthiness']['mean']:.4f} "
+        f"(mean over seeds {m['seeds']}); {m['timings']['total_seconds']:.0f} s. "
         f"Wrote {options.fig_dir}/*.png, {options.fig_dir}/metrics.json and {options.report_path}."
     )
 
 
-def add_report_parser(commands) -> None:
-    p = commands.add_parser(
-        "report",
-        help="train (or load), evaluate, and write figures/, figures/metrics.json and REPORT.md",
-        description="Train the config once per seed (checkpoints in --runs-dir/seed<N>/; finished runs are reused), "
-        "evaluate on the test set (-ELBO, IWAE NLL, kNN on mu, active units, t-SNE), and write every figure, "
-        "metrics.json and REPORT.md. Slow results are cached under the checkpoint's hash in --cache-dir.",
-        epilog="example: python -m vae report --seeds 0 1 2",
-    )
-    add_config_args(p)
-    p.add_argument(
-        "--seeds", type=int, nargs="+", default=None, help="seeds to train; reports mean ± sd (default: --seed)"
-    )
-    p.add_argument("--iw-samples", type=int, default=1000, help="K of the IWAE estimate (default: %(default)s)")
-    p.add_argument("--tsne-points", type=int, default=10000, help="test images in the t-SNE (default: all 10000)")
-    p.add_argument("--from-checkpoint", default=None, metavar="PATH", help="evaluate this checkpoint; no training")
-    p.add_argument("--smoke", action="store_true", help="tiny and fast (2000 images, 1 epoch), for CI")
-    p.add_argument("--fig-dir", default="figures", help="where figures and metrics.json go (default: %(default)s)")
-    p.add_argument("--report-path", default="REPORT.md", help="default: %(default)s")
-    p.add_argument("--runs-dir", default=None, help="checkpoints (default: runs/report, or runs/report-smoke)")
-    p.add_argument("--cache-dir", default="runs/cache", help="cached latents and t-SNE (default: %(default)s)")
-    p.set_defaults(run=report, out=None)
+def sweep_options(args):
+    from vae import sweep as sw
+
+    evaluation = EvalSettings(iw_samples=args.iw_samples, tsne_points=args.tsne_points)
+    if args.smoke:
+        evaluation = EvalSettings(iw_samples=min(args.iw_samples, 10), tsne_points=min(args.tsne_points, 300))
+    args.out = args.out or ("runs/smoke/experiments" if args.smoke else "figures/experiments")
+    args.runs_dir = args.runs_dir or ("runs/smoke" if args.smoke else "runs")
+    args.seeds = args.seeds or ((0,) if args.smoke else sw.SEEDS)
+    base = Config(data_dir=args.data_dir, device=args.device)
+    return sw.plan(base, args.ablations, args.seeds, smoke=args.smoke), evaluation
+
+
+def sweep(args, config: Config) -> None:
+    from vae import sweep as sw
+
+    runs, evaluation = args.options
+    writable(args.out, "--out")
+    writable(args.runs_dir, "--runs-dir")
+    seconds = sw.sweep(runs, args.out, args.runs_dir, evaluation, smoke=args.smoke)
+    written = sw.write_outputs(sw.load_results(args.out), args.out, args.runs_dir, args.seeds)
+    print(f"sweep of {len(runs)} runs: {seconds:.0f} s for the runs not yet done; {len(written)} files in {args.out}/")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,53 +125,40 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "train",
         help="train the VAE and save a checkpoint",
-        description="Train the seed report's VAE (784-200-20, Adam 3e-4, batch 128, 10 epochs). Losses are "
+        description="Train the original report's VAE (784-200-20, Adam 3e-4, batch 128, 10 epochs). Losses are "
         "the negative ELBO, BCE + KL, in nats per image. A checkpoint is saved in --out after every epoch.",
         epilog="example: python -m vae train --epochs 20 --latent-dim 2 --out runs/z2",
     )
     add_config_args(p)
     p.add_argument("--out", default="runs/train", help="folder for checkpoint.pt (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt if it exists")
-    p.set_defaults(run=train)
-    add_report_parser(commands)
-    add_sweep_command(commands)
-    return parser
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
+    p.set_defaults(run=train, options=None)
 
+    p = commands.add_parser(
+        "report",
+        help="train (or load), evaluate, and write figures/, figures/metrics.json and REPORT.md",
+        description="Train the config once per seed (checkpoints in --runs-dir/<run name>/; finished runs of the "
+        "same config are reused), evaluate on the test set (-ELBO, IWAE NLL, kNN on mu, active units, t-SNE), and "
+        "write every figure, metrics.json and REPORT.md, as one set.",
+        epilog="example: python -m vae report --seeds 0 1 2",
+    )
+    add_config_args(p)
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds to train; mean ± sd (default: --seed)")
+    add_evaluation_args(p, iw_samples=1000, tsne_points=10000)
+    p.add_argument("--from-checkpoint", default=None, metavar="PATH", help="evaluate this checkpoint; no training")
+    p.add_argument("--smoke", action="store_true", help="tiny and fast (2000 images, 1 epoch), into runs/smoke/")
+    p.add_argument("--fig-dir", default=None, help="figures and metrics.json (default: figures, or runs/smoke/figures)")
+    p.add_argument("--report-path", default=None, help="default: REPORT.md, or runs/smoke/REPORT.md")
+    p.add_argument("--runs-dir", default=None, help="checkpoints (default: runs, or runs/smoke)")
+    p.set_defaults(run=report, options=report_options)
 
-# --- `python -m vae sweep`: the ablations of vae/experiments.py ---------------------------------------------
-
-
-def sweep(args, config: Config) -> None:
-    from vae import experiments  # imported here: it loads matplotlib and scikit-learn
-
-    smoke_dir = Path("runs/experiments-smoke")  # never mixed with the real sweep's results and checkpoints
-    out = Path(args.out or (smoke_dir if args.smoke else f"figures/{experiments.OUT_NAME}"))
-    runs_dir = out / "runs"
-    ckpt_dir = Path(args.checkpoints or (smoke_dir / "checkpoints" if args.smoke else "runs/experiments"))
-    seeds = args.seeds or ((0,) if args.smoke else experiments.SEEDS)
-    settings = experiments.SweepSettings(iw_samples=args.iw_samples, tsne_points=args.tsne_points, smoke=args.smoke)
-    if args.smoke:
-        settings = replace(settings, iw_samples=min(args.iw_samples, 10), tsne_points=min(args.tsne_points, 300))
-    runs = experiments.plan(config, args.ablations, seeds, smoke=args.smoke)
-    try:
-        seconds = experiments.sweep(runs, runs_dir, ckpt_dir, settings, jobs=args.jobs)
-    except KeyboardInterrupt:
-        print(
-            f"\ninterrupted: finished runs are stored in {runs_dir}/; run the same command to resume.", file=sys.stderr
-        )
-        raise SystemExit(130) from None
-    results = experiments.load_results(runs_dir)
-    written = experiments.write_outputs(results, out, seeds, ckpt_dir, config.dataset)
-    print(f"sweep of {len(runs)} runs: {seconds:.0f} s for the runs not yet done; wrote {len(written)} files in {out}/")
-
-
-def add_sweep_command(commands) -> None:
     p = commands.add_parser(
         "sweep",
         help="run the ablations (configs x seeds), resumably, and write their table and figures",
         description="Train and evaluate every config x seed of the chosen ablations. Each run's result is stored "
-        "in OUT/runs/<name>.json and skipped if it exists, so an interrupted sweep resumes where it stopped.",
-        epilog="example: python -m vae sweep --ablations kl_weight --seeds 0 --jobs 2",
+        "in OUT/runs/<name>.json and reused if it matches, so an interrupted sweep resumes where it stopped.",
+        epilog="example: python -m vae sweep --ablations kl_weight --seeds 0",
     )
     p.add_argument("--data-dir", default=DEFAULTS.data_dir, help="where the dataset is kept (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="default: %(default)s")
@@ -162,21 +166,23 @@ def add_sweep_command(commands) -> None:
         "--ablations", nargs="+", help="any of variance_head kl_weight latent_dim data_protocol training (default: all)"
     )
     p.add_argument("--seeds", nargs="+", type=int, help="default: 0 1 2 (0 with --smoke)")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes, one torch thread each (default: 1)")
-    p.add_argument("--iw-samples", type=int, default=100, help="K of the IWAE NLL (default: %(default)s)")
-    p.add_argument("--tsne-points", type=int, default=2000, help="test images per t-SNE (default: %(default)s)")
+    add_evaluation_args(p, iw_samples=100, tsne_points=2000)
     p.add_argument("--smoke", action="store_true", help="6000/1000 images, 1/10 of the epochs, K <= 10: for CI")
-    p.add_argument(
-        "--out", help="table and figures (default: figures/experiments; runs/experiments-smoke with --smoke)"
-    )
-    p.add_argument("--checkpoints", help="per-run checkpoints (default: runs/experiments, or in the smoke folder)")
-    p.set_defaults(run=sweep)
+    p.add_argument("--out", help="table and figures (default: figures/experiments, or runs/smoke/experiments)")
+    p.add_argument("--runs-dir", help="checkpoints (default: runs, or runs/smoke)")
+    p.set_defaults(run=sweep, options=sweep_options)
+    return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    config = config_from_args(parser, args)
+    names = Config.__dataclass_fields__
+    try:  # every option, before any work
+        config = Config(**{k: v for k, v in vars(args).items() if k in names})
+        args.options = args.options(args) if args.options else None
+    except (ConfigError, ValueError) as e:
+        parser.error(str(e))
     try:
         args.run(args, config)
     except ConfigError as e:  # found only once the data is loaded, e.g. a batch larger than the dataset
@@ -185,8 +191,11 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        again = "add --resume to continue" if args.command == "train" else "run the same command again to continue"
-        print(f"\ninterrupted: finished epochs are saved in {args.out}/; {again}.", file=sys.stderr)
+        if args.command == "train":
+            again = f"finished epochs are saved in {args.out}/; add --resume to continue"
+        else:
+            again = "finished epochs and runs are saved; run the same command again to continue"
+        print(f"\ninterrupted: {again}.", file=sys.stderr)
         return 130
     return 0
 

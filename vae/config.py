@@ -8,6 +8,8 @@ DATASETS = ("fashion-mnist", "mnist")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 VARIANCE_HEADS = ("logvar", "sigma", "softplus")  # see VAE.encode
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+# Where a run happens, not what it computes: these may differ between a checkpoint and the config that reuses it.
+RUNTIME_FIELDS = ("device", "data_dir")
 
 
 class ConfigError(ValueError):
@@ -16,7 +18,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class Config:
-    """Defaults are the seed report's experiment: MLP VAE, Adam 3e-4, batch 128, 10 epochs."""
+    """Defaults are the original report's experiment: MLP VAE, Adam 3e-4, batch 128, 10 epochs."""
 
     dataset: str = "fashion-mnist"  # one of DATASETS
     data_dir: str = "data"  # torchvision layout: <data_dir>/FashionMNIST/raw/...
@@ -28,7 +30,7 @@ class Config:
     num_epochs: int = 10
     seed: int = 0
     device: str = "auto"  # "auto" picks cuda > mps > cpu
-    # Ablation switches (vae/experiments.py); the defaults are the seed's model and data.
+    # Ablation switches (vae/sweep.py); the defaults are the original report's model and data.
     beta: float = 1.0  # weight of the KL in the training loss only; every reported -ELBO uses beta = 1
     variance_head: str = "logvar"  # what the encoder's second head predicts: one of VARIANCE_HEADS
     binarize: bool = False  # train on batches binarised afresh each step; test on one fixed binarisation
@@ -54,9 +56,9 @@ class Config:
             if getattr(self, name) < 1:
                 raise ConfigError(f"config.{name} must be >= 1, got {getattr(self, name)!r}")
         if not 0 < self.lr <= 1:
-            raise ConfigError(f"config.lr must be in (0, 1], got {self.lr!r} (the seed uses 3e-4)")
-        if self.seed < 0:
-            raise ConfigError(f"config.seed must be >= 0, got {self.seed!r}")
+            raise ConfigError(f"config.lr must be in (0, 1], got {self.lr!r} (the original report uses 3e-4)")
+        if not 0 <= self.seed < 2**63:  # torch's generators take a 64-bit seed
+            raise ConfigError(f"config.seed must be in [0, 2**63), got {self.seed!r}")
         if not 0 <= self.beta < float("inf"):
             raise ConfigError(f"config.beta must be a finite number >= 0, got {self.beta!r} (1 is the true ELBO)")
         if self.variance_head not in VARIANCE_HEADS:
@@ -75,3 +77,17 @@ class Config:
         if unknown:
             raise ConfigError(f"unknown config fields {unknown}; known fields are {sorted(names)}")
         return cls(**d)
+
+
+def run_name(config: Config) -> str:
+    """A folder name that says what shaped a run: the fields that differ from the defaults, then the seed.
+
+    E.g. 'default,seed=0' or 'beta=2.0,variance_head=sigma,seed=1'; RUNTIME_FIELDS are left out.
+    """
+    default = Config()
+    parts = [
+        f"{f.name}={getattr(config, f.name)}"
+        for f in sorted(fields(config), key=lambda f: f.name)
+        if f.name not in (*RUNTIME_FIELDS, "seed") and getattr(config, f.name) != getattr(default, f.name)
+    ]
+    return ",".join([*(parts or ["default"]), f"seed={config.seed}"])

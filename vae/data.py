@@ -1,41 +1,28 @@
-"""Fashion-MNIST (and MNIST) as whole tensors, found locally, in the Debian package, or downloaded.
+"""Fashion-MNIST (and MNIST) as whole tensors, from torchvision's layout `<data_dir>/FashionMNIST/raw/<name>`.
 
-The raw files live in torchvision's layout, `<data_dir>/FashionMNIST/raw/train-images-idx3-ubyte` etc.
-They are looked for in this order:
-  1. already there (checked against known checksums of the decompressed bytes);
-  2. the Debian package `dataset-fashion-mnist`, decompressed from /usr/share/datasets/fashion-mnist;
-  3. torchvision's download.
-Every file is checked (IDX header, item count, size, MD5) before use, and every file is written to a
-temporary name and renamed only once it is verified, so that an interrupted run leaves nothing half-written.
+Missing raw files come from the Debian package `dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist, whose
+recompressed .gz files torchvision's MD5s do not fit), else from torchvision's download (which checks its MD5s).
+Whatever the source, each file's IDX header (magic, dims, item count) and size are checked before use.
 """
 
+import errno
 import gzip
-import hashlib
+import os
 import struct
-import tempfile
 from pathlib import Path
 
 import torch
 from torchvision import datasets
 
-from vae.files import OutputError, atomic_path
+from vae.files import OutputError, atomic_path, remove_stale_temporaries
 
-# name -> (MD5 of the decompressed file, number of items). torchvision checks the .gz files' MD5s, but the
-# Debian package recompressed them, so the decompressed bytes are what we can verify for every source.
-RAW_FILES = {
-    "fashion-mnist": {
-        "train-images-idx3-ubyte": ("f4a8712d7a061bf5bd6d2ca38dc4d50a", 60000),
-        "train-labels-idx1-ubyte": ("9018921c3c673c538a1fc5bad174d6f9", 60000),
-        "t10k-images-idx3-ubyte": ("8181f5470baa50b63fa0f6fddb340f0a", 10000),
-        "t10k-labels-idx1-ubyte": ("15d484375f8d13e6eb1aabb0c3f46965", 10000),
-    },
-    "mnist": {
-        "train-images-idx3-ubyte": ("6bbc9ace898e44ae57da46a324031adb", 60000),
-        "train-labels-idx1-ubyte": ("a25bea736e30d166cdddb491f175f624", 60000),
-        "t10k-images-idx3-ubyte": ("2646ac647ad5339dbf082846283269ea", 10000),
-        "t10k-labels-idx1-ubyte": ("27ae3e4e09519cfbb04c329615203637", 10000),
-    },
+_COUNTS = {  # file name -> number of images (or labels) in it
+    "train-images-idx3-ubyte": 60000,
+    "train-labels-idx1-ubyte": 60000,
+    "t10k-images-idx3-ubyte": 10000,
+    "t10k-labels-idx1-ubyte": 10000,
 }
+RAW_FILES = {"fashion-mnist": dict(_COUNTS), "mnist": dict(_COUNTS)}
 TORCHVISION_CLASS = {"fashion-mnist": datasets.FashionMNIST, "mnist": datasets.MNIST}
 DEBIAN_DIR = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
 DEBIAN_PACKAGE = {"fashion-mnist": "dataset-fashion-mnist"}
@@ -57,102 +44,81 @@ def raw_dir(dataset: str, data_dir) -> Path:
     return Path(data_dir) / TORCHVISION_CLASS[dataset].__name__ / "raw"
 
 
-def _remedy(dataset: str, data_dir) -> str:
+def _how_to_get(dataset: str, data_dir) -> str:
     how = f"connect to the internet (torchvision downloads it into {raw_dir(dataset, data_dir)})"
     if dataset in DEBIAN_PACKAGE:
         how += f", or run `sudo apt-get install {DEBIAN_PACKAGE[dataset]}`"
     return f"To get {dataset}: {how}."
 
 
-def check_idx(data: bytes, name: str, md5: str, count: int) -> None:
-    """Raise DataError unless `data` is an IDX file of `count` 28x28 images or labels with this MD5."""
+def check_idx(head: bytes, size: int, name: str, count: int) -> None:
+    """Raise DataError unless an IDX file of `size` bytes starting with `head` holds `count` 28x28 images (labels)."""
     kind = "images" if "images" in name else "labels"
     shape = (count, 28, 28) if kind == "images" else (count,)
-    header_size = 4 + 4 * len(shape)
-    if len(data) < 4 or struct.unpack(">I", data[:4])[0] != IDX_MAGIC[kind]:
-        raise DataError(f"{name} is not an IDX {kind} file (magic bytes {data[:4].hex()})")
-    dims = struct.unpack(f">{len(shape)}I", data[4:header_size].ljust(header_size - 4, b"\0"))
+    header = 4 + 4 * len(shape)  # magic, then one big-endian uint32 per dim
+    if len(head) < 4 or struct.unpack(">I", head[:4])[0] != IDX_MAGIC[kind]:
+        raise DataError(f"{name} is not an IDX {kind} file (magic bytes {head[:4].hex()})")
+    dims = struct.unpack(f">{len(shape)}I", head[4:header].ljust(header - 4, b"\0"))
     if dims[0] != count:
         raise DataError(f"{name} holds {dims[0]} {kind}, expected {count}")
-    expected_size = header_size + count * (784 if kind == "images" else 1)
-    if dims != shape or len(data) != expected_size:
-        raise DataError(f"{name} is truncated or malformed ({len(data)} bytes, expected {expected_size})")
-    digest = hashlib.md5(data).hexdigest()
-    if digest != md5:
-        raise DataError(f"{name} has MD5 {digest}, expected {md5}: its contents are corrupt")
+    expected = header + count * (784 if kind == "images" else 1)
+    if dims != shape or size != expected:
+        raise DataError(f"{name} is truncated or malformed ({size} bytes, expected {expected})")
 
 
-def check_idx_file(path: Path, md5: str, count: int) -> None:
-    """check_idx on a file already in place; the error says to delete it so the next run fetches it again."""
+def _install_from_debian(source: Path, target: Path, count: int, package: str) -> None:
+    """Decompress and check `source`, then write it atomically as `target`."""
     try:
-        check_idx(path.read_bytes(), str(path), md5, count)
-    except (OSError, DataError) as e:
-        raise DataError(f"{e}. Delete {path} and run again to fetch a fresh copy.") from e
-
-
-def _install(source: Path, target: Path, md5: str, count: int, remedy: str) -> None:
-    """Decompress (if .gz) and verify `source`, then write it atomically as `target`."""
-    try:
-        with (gzip.open if source.suffix == ".gz" else open)(source, "rb") as f:
-            data = f.read()
-        check_idx(data, target.name, md5, count)
+        data = gzip.decompress(source.read_bytes())
+        check_idx(data[:16], len(data), target.name, count)
     except (OSError, EOFError, DataError) as e:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"{source} is truncated or corrupt ({e}): {remedy}.") from e
-    try:
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(data)
-    except OutputError as e:
-        raise DataError(f"{e} (The data folder is --data-dir.)") from e
-
-
-def _download(dataset: str, data_dir) -> None:
-    """Download with torchvision into a scratch folder, then install the verified files into the raw folder."""
-    raw = raw_dir(dataset, data_dir)
-    try:
-        scratch_dir = tempfile.TemporaryDirectory(dir=raw.parent, prefix=".download-")
-    except OSError as e:
-        raise DataError(f"cannot write in {raw.parent} ({e.strerror or e}): choose a writable --data-dir.") from e
-    with scratch_dir as scratch:
-        try:
-            TORCHVISION_CLASS[dataset](scratch, train=True, download=True)
-        except Exception as e:  # torchvision raises RuntimeError or URLError, or OSError on a network fault
-            raise DataError(
-                f"{dataset} is not in {raw} and the download failed: {e}. {_remedy(dataset, data_dir)}"
-            ) from e
-        for name, (md5, count) in RAW_FILES[dataset].items():
-            _install(raw_dir(dataset, scratch) / name, raw / name, md5, count, "run again to download it afresh")
+        raise DataError(
+            f"{source} is truncated or corrupt ({e}): reinstall it with `sudo apt-get install --reinstall {package}`."
+        ) from e
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
 
 
 def is_available_locally(dataset: str, data_dir) -> bool:
     """True if the raw files, or the Debian package's files, are on this machine (no download needed)."""
-    names = RAW_FILES[dataset]
-    raw = raw_dir(dataset, data_dir)
-    debian = DEBIAN_DIR.get(dataset)
-    return all((raw / n).exists() or (debian is not None and (debian / f"{n}.gz").exists()) for n in names)
+    raw, debian = raw_dir(dataset, data_dir), DEBIAN_DIR.get(dataset)
+    return all((raw / n).exists() or (debian is not None and (debian / f"{n}.gz").exists()) for n in RAW_FILES[dataset])
 
 
 def ensure_raw_files(dataset: str, data_dir, download: bool = True) -> Path:
-    """Make sure the four verified raw files are in `raw_dir(dataset, data_dir)`; return that folder."""
-    raw = raw_dir(dataset, data_dir)
+    """Make sure the four checked raw files are in `raw_dir(dataset, data_dir)`; return that folder."""
+    raw, debian = raw_dir(dataset, data_dir), DEBIAN_DIR.get(dataset)
     if Path(data_dir).exists() and not Path(data_dir).is_dir():
         raise DataError(f"data_dir {data_dir} is a file, not a folder: pass a folder (e.g. --data-dir data).")
+    missing = [n for n in RAW_FILES[dataset] if not (raw / n).exists()]
     try:
-        raw.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"cannot create {raw}: {e}. Choose a writable --data-dir.") from e
-    missing = {n: v for n, v in RAW_FILES[dataset].items() if not (raw / n).exists()}
-    debian = DEBIAN_DIR.get(dataset)
-    for name, (md5, count) in list(missing.items()):
-        if debian is not None and (debian / f"{name}.gz").exists():
-            fix = f"reinstall it with `sudo apt-get install --reinstall {DEBIAN_PACKAGE[dataset]}`"
-            _install(debian / f"{name}.gz", raw / name, md5, count, fix)
-            del missing[name]
-    if missing:
-        if not download:
-            raise DataError(f"missing {', '.join(sorted(missing))} in {raw}. {_remedy(dataset, data_dir)}")
-        _download(dataset, data_dir)
-    for name, (md5, count) in RAW_FILES[dataset].items():
-        check_idx_file(raw / name, md5, count)
+        if missing:
+            raw.mkdir(parents=True, exist_ok=True)
+            if not os.access(raw, os.W_OK):  # a read-only file system (root may write anywhere else)
+                raise PermissionError(errno.EACCES, "Permission denied")
+            remove_stale_temporaries(raw)  # what an install killed mid-write left behind
+        for name in [n for n in missing if debian is not None and (debian / f"{n}.gz").exists()]:
+            _install_from_debian(debian / f"{name}.gz", raw / name, RAW_FILES[dataset][name], DEBIAN_PACKAGE[dataset])
+            missing.remove(name)
+    except OSError as e:  # an OutputError from an install, or the folder itself
+        detail = str(e) if isinstance(e, OutputError) else f"cannot write in {raw} ({e.strerror or e})."
+        raise DataError(f"{detail} Choose a writable --data-dir.") from e
+    if missing and not download:
+        raise DataError(f"missing {', '.join(missing)} in {raw}. {_how_to_get(dataset, data_dir)}")
+    try:
+        if missing:
+            TORCHVISION_CLASS[dataset](str(data_dir), train=True, download=True)
+    except Exception as e:  # URLError, RuntimeError (an MD5 mismatch), OSError (no network)...
+        if not all((raw / n).exists() for n in RAW_FILES[dataset]):  # ...else a bad file, named just below
+            raise DataError(
+                f"{dataset} is not in {raw} and the download failed: {e}. {_how_to_get(dataset, data_dir)}"
+            ) from e
+    for name, count in RAW_FILES[dataset].items():
+        try:
+            with open(raw / name, "rb") as f:
+                check_idx(f.read(16), os.fstat(f.fileno()).st_size, str(raw / name), count)
+        except (OSError, DataError) as e:
+            raise DataError(f"{e}. Delete {raw / name} and run again to fetch a fresh copy.") from e
     return raw
 
 
@@ -164,6 +130,17 @@ def load_split(dataset: str, split: str, data_dir="data", device="cpu", download
     ds = TORCHVISION_CLASS[dataset](str(data_dir), train=split == "train", download=False)
     x = ds.data.reshape(len(ds.data), -1).to(device=device, dtype=torch.float32).div_(255.0)  # (N, 784)
     return x, ds.targets.to(device)
+
+
+def load_data(dataset: str, data_dir="data", device="cpu", train_images=None, test_images=None):
+    """Return (x_train, y_train, x_test, y_test), each split cut to its first `train_images` / `test_images`."""
+    out = []
+    for split, n, option in (("train", train_images, "train_images"), ("test", test_images, "test_images")):
+        x, y = load_split(dataset, split, data_dir, device)
+        if n is not None and not (type(n) is int and 1 <= n <= len(x)):
+            raise ValueError(f"{option} must be an int in [1, {len(x)}] (the {split} split's size), got {n!r}")
+        out += [x, y] if n is None else [x[:n].clone(), y[:n].clone()]  # a copy frees the whole split
+    return tuple(out)
 
 
 def check_images(x: torch.Tensor, name: str = "x") -> None:

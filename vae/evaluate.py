@@ -1,14 +1,15 @@
 """Evaluation: numbers a reader can trust, each with its unit and method.
 
-- `test_elbo`: the -ELBO (BCE + KL) in nats per image, and in bits per dimension;
+`evaluate_model` returns every number for a trained model on a split; the report, the sweep and the
+notebooks all call it. Its parts:
+- the -ELBO (BCE + KL) in nats per image and bits per pixel (`vae.loss.dataset_elbo`, `bits_per_dim`);
 - `iwae_nll`: the importance-weighted estimate of -log p(x) (Burda et al., 2016), nats per image;
-- latent quality: `knn_accuracy`, `tsne_embedding` + `trustworthiness`, `active_units`, `kl_per_dim`;
-- `encode_mu`, and a content-keyed `.npz` cache (`file_sha256`, `cached_arrays`) for slow results.
+- latent quality: `knn_accuracy`, `active_units`, `kl_per_dim`, and `tsne_embedding` + `trustworthiness`.
 """
 
-import hashlib
 import math
-from pathlib import Path
+import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,15 +20,38 @@ from sklearn.neighbors import KNeighborsClassifier
 from torch.distributions import Normal, kl_divergence
 from torch.nn import functional as F
 
-from vae.files import atomic_path
+from vae.data import fixed_binarization
 from vae.loss import dataset_elbo
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): unit j is active if Cov_x(E_q[z_j|x]) > 0.01
 IWAE_ROWS = 8192  # decoder rows (images x samples) per step: big enough for fast matmuls, small enough for cache
 
 
+@dataclass
+class EvalSettings:
+    """How a trained model is evaluated; stored with every result, so that results of other settings never mix."""
+
+    iw_samples: int = 1000  # K of the IWAE estimate (the literature's standard is 5000)
+    knn_k: int = 5
+    tsne_points: int = 0  # the first N test images get a t-SNE of their mu; 0: no t-SNE
+    tsne_perplexity: float = 30.0
+    tsne_seed: int = 0
+    tsne_max_iter: int = 1000
+    trust_neighbors: int = 5
+
+    def __post_init__(self):
+        for name in ("iw_samples", "knn_k", "tsne_max_iter", "trust_neighbors"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(self, name)!r}")
+        if self.tsne_points < 0 or 0 < self.tsne_points <= 3 * self.tsne_perplexity:
+            raise ValueError(
+                f"--tsne-points must be 0 (no t-SNE) or exceed 3 x perplexity ({self.tsne_perplexity:g}), "
+                f"got {self.tsne_points}"
+            )
+
+
 @torch.no_grad()
-def encode_mu(model, x: torch.Tensor, batch_size: int = 10000) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_posterior(model, x: torch.Tensor, batch_size: int = 10000) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (mu, logvar) of q(z|x) for every row of x (N, 784), each (N, latent_dim), on x's device."""
     parts = [model.encode(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
@@ -36,16 +60,6 @@ def encode_mu(model, x: torch.Tensor, batch_size: int = 10000) -> tuple[torch.Te
 def bits_per_dim(nats_per_image: float, input_dim: int = 784) -> float:
     """Convert nats per image to bits per pixel: divide by input_dim * ln 2."""
     return nats_per_image / (input_dim * math.log(2))
-
-
-def test_elbo(model, x: torch.Tensor, seed: int = 0) -> dict[str, float]:
-    """-ELBO over all of x with one seeded z per image: loss, bce, kl in nats per image, and loss_bits_per_dim."""
-    result = dataset_elbo(model, x, seed=seed)
-    result["loss_bits_per_dim"] = bits_per_dim(result["loss"], x.shape[1])
-    return result
-
-
-test_elbo.__test__ = False  # a metric, not a pytest test, even when imported by name into a test module
 
 
 @torch.no_grad()
@@ -111,36 +125,7 @@ def trustworthiness(features, embedding, n_neighbors: int = 5) -> float:
     return float(sk_trustworthiness(np.asarray(features), np.asarray(embedding), n_neighbors=n_neighbors))
 
 
-def file_sha256(path) -> str:
-    """Hex SHA-256 of a file's bytes: the cache key of a checkpoint."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def cached_arrays(path, compute) -> dict[str, np.ndarray]:
-    """Load the arrays saved at `path` (.npz, allow_pickle=False); else `compute()` them and save them atomically.
-
-    `path` should name everything the arrays depend on (e.g. the checkpoint's hash and the parameters).
-    An unreadable cache file is recomputed and replaced.
-    """
-    path = Path(path)
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                return {k: f[k] for k in f.files}
-        except (OSError, ValueError, EOFError):
-            pass  # truncated or foreign: recompute below
-    arrays = {k: np.asarray(v) for k, v in compute().items()}
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-    return arrays
-
-
-# --- For the notebooks (issue 4): picking examples, and mu against pixels and PCA -------------------------------
+# --- For the notebooks: picking examples, and mu against pixels and PCA ---------------------------------------
 
 
 def first_of_each_class(y: torch.Tensor, per_class: int = 1) -> torch.Tensor:
@@ -179,3 +164,54 @@ def compare_representations(
         "PCA of pixels (first 2 components)": test_pca[:n, :2].astype(np.float32),
     }
     return {"knn": knn, "maps": maps}
+
+
+def evaluate_model(model, data, settings: EvalSettings, seed: int = 0, binarize: bool = False) -> dict:
+    """Every number for a trained model: data = (x_train, y_train, x_test, y_test), scored on the test split.
+
+    Losses are the true -ELBO (beta = 1) and the IWAE estimate, in nats per image (and bits per pixel);
+    `binarize` scores on one fixed binarisation of the images, as the model was trained. With
+    settings.tsne_points, "tsne" holds the embedding of the first test images' mu and its trustworthiness.
+    "seconds" holds the wall-clock time of each part.
+    """
+    x_train, y_train, x_test, y_test = data
+    if binarize:  # the same fixed binary images as in training's test evaluation
+        x_train, x_test = fixed_binarization(x_train), fixed_binarization(x_test)
+    seconds, start = {}, time.perf_counter()
+
+    def lap(name):
+        nonlocal start
+        seconds[name] = time.perf_counter() - start
+        start = time.perf_counter()
+
+    elbo = dataset_elbo(model, x_test, seed=seed)
+    train_mu, _ = encode_posterior(model, x_train)
+    mu, logvar = encode_posterior(model, x_test)  # (N, latent_dim) each
+    lap("elbo")
+    nll = iwae_nll(model, x_test, settings.iw_samples, seed=seed).double()  # (N,)
+    lap("iwae")
+    knn = knn_accuracy(train_mu.cpu(), y_train.cpu(), mu.cpu(), y_test.cpu(), settings.knn_k)
+    lap("knn")
+    iwae = nll.mean().item()
+    result = {
+        "test_loss": elbo["loss"],
+        "test_bce": elbo["bce"],
+        "test_kl": elbo["kl"],
+        "test_bits_per_dim": bits_per_dim(elbo["loss"], x_test.shape[1]),
+        "iwae_nll": iwae,
+        "iwae_nll_se": (nll.std() / math.sqrt(len(nll))).item(),  # standard error over the test images
+        "iwae_bits_per_dim": bits_per_dim(iwae, x_test.shape[1]),
+        "iwae_gap": elbo["loss"] - iwae,
+        "knn_accuracy": knn,
+        "active_units": active_units(mu),
+        "kl_per_dim": kl_per_dim(mu, logvar).tolist(),
+        "latent_variance": latent_variance(mu).tolist(),
+    }
+    if settings.tsne_points:
+        n = min(settings.tsne_points, len(x_test))
+        features = mu[:n].cpu()
+        embedding = tsne_embedding(features, settings.tsne_perplexity, settings.tsne_seed, settings.tsne_max_iter)
+        trust = trustworthiness(features, embedding, settings.trust_neighbors)
+        result["tsne"] = {"embedding": embedding, "labels": y_test[:n].cpu().numpy(), "trustworthiness": trust}
+        lap("tsne")
+    return result | {"seconds": seconds}

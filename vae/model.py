@@ -1,4 +1,4 @@
-"""The seed report's MLP VAE: 784 -> 200 -> (mu, logvar) in R^20 -> 200 -> 784 Bernoulli logits."""
+"""The original report's MLP VAE: 784 -> 200 -> (mu, logvar) in R^20 -> 200 -> 784 Bernoulli logits."""
 
 import torch
 from torch import nn
@@ -18,7 +18,8 @@ class VAE(nn.Module):
 
     def __init__(self, input_dim: int = 784, hidden_dim: int = 200, latent_dim: int = 20, variance_head="logvar"):
         super().__init__()
-        self.variance_head = variance_head  # one of config.VARIANCE_HEADS; the seed's is "logvar"
+        self.variance_head = variance_head  # one of config.VARIANCE_HEADS; the original report's is "logvar"
+        self.latent_dim = latent_dim
         self.enc = nn.Linear(input_dim, hidden_dim)
         self.enc_mu = nn.Linear(hidden_dim, latent_dim)
         # The second head predicts log sigma^2, not sigma: a linear layer's output can be any real number,

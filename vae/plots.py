@@ -4,6 +4,7 @@ Figures are built with `matplotlib.figure.Figure`, not pyplot: nothing here pick
 open, so scripts need no display, and a notebook shows a returned Figure inline as the cell's value.
 """
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import matplotlib.patches
@@ -13,19 +14,18 @@ from matplotlib.figure import Figure
 from torch.distributions import Normal
 from torchvision.utils import make_grid
 
-from vae.files import atomic_path
+from vae.files import staged_writes
 
-DPI = 150
-FIGURE_NAMES = ("loss_curves", "reconstructions", "prior_samples", "interpolation", "tsne", "kl_per_dim")
+DPI = 150  # at this dpi a figure 10.5 inches wide is 1575 pixels: readable at 100 % zoom
 SIDE = 28  # images are 28 x 28 pixels
 PAD = 2  # pixels between images in a grid
 
 
-def save_figure(fig: Figure, name: str, fig_dir="figures") -> Path:
-    """Write `fig` atomically as `<fig_dir>/<name>.png` at DPI dots per inch; return the path."""
+def save_figure(fig: Figure, name: str, fig_dir="figures", stage=None) -> Path:
+    """Write `fig` as `<fig_dir>/<name>.png` at DPI dots per inch, atomically or in a `staged_writes` set."""
     path = Path(fig_dir) / f"{name}.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    with nullcontext(stage) if stage else staged_writes() as stage:
+        fig.savefig(stage(path), format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     return path
 
 
@@ -51,7 +51,7 @@ def _decode_mean(model, z: torch.Tensor) -> torch.Tensor:
 def loss_curves(history: list[dict]) -> Figure:
     """-ELBO, BCE and KL per epoch, train and test, in nats per image, from `fit`'s history."""
     epochs = [r["epoch"] for r in history]
-    fig = Figure(figsize=(12, 3.6), layout="constrained")
+    fig = Figure(figsize=(10.5, 3.6), layout="constrained")
     axes = fig.subplots(1, 3)
     parts = (("loss", "-ELBO = BCE + KL"), ("bce", "BCE (reconstruction)"), ("kl", "KL(q(z|x) || p(z))"))
     for ax, (key, title) in zip(axes, parts, strict=True):
@@ -70,7 +70,7 @@ def reconstructions(model, x: torch.Tensor, y: torch.Tensor, class_names: list[s
     """Originals (top row) over their reconstructions sigmoid(decode(mu)) (bottom row), one per column's class."""
     with torch.no_grad():
         mu, _ = model.encode(x)
-    fig = Figure(figsize=(1.1 * len(x), 3.0), layout="constrained")
+    fig = Figure(figsize=(min(10.5, 1.0 * len(x)), 2.9), layout="constrained")
     ax = fig.subplots()
     _show_grid(ax, torch.cat([x, _decode_mean(model, mu)]), nrow=len(x))
     ax.set_xticks(_centres(len(x)), [class_names[int(c)] for c in y], rotation=30, ha="right")
@@ -82,7 +82,7 @@ def reconstructions(model, x: torch.Tensor, y: torch.Tensor, class_names: list[s
 def prior_samples(model, n: int = 64, seed: int = 0) -> Figure:
     """n images decoded from z ~ N(0, I) (seeded), shown as Bernoulli means in a square-ish grid."""
     device = next(model.parameters()).device
-    z = torch.randn(n, model.dec.in_features, generator=torch.Generator().manual_seed(seed)).to(device)
+    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
     nrow = int(np.ceil(np.sqrt(n)))
     fig = Figure(figsize=(6, 6 * np.ceil(n / nrow) / nrow + 0.4), layout="constrained")
     ax = fig.subplots()
@@ -98,7 +98,7 @@ def interpolation(model, x_start: torch.Tensor, x_end: torch.Tensor, row_labels:
         mu_b, _ = model.encode(x_end)
     t = torch.linspace(0, 1, steps, device=mu_a.device).view(1, steps, 1)
     z = (mu_a.unsqueeze(1) + t * (mu_b - mu_a).unsqueeze(1)).flatten(0, 1)  # (P * steps, D), row by row
-    fig = Figure(figsize=(1.0 * steps + 2, 1.0 * len(x_start) + 0.6), layout="constrained")
+    fig = Figure(figsize=(0.85 * steps + 1.6, 0.85 * len(x_start) + 0.6), layout="constrained")
     ax = fig.subplots()
     _show_grid(ax, _decode_mean(model, z), nrow=steps)
     ax.set_yticks(_centres(len(x_start)), row_labels)
@@ -143,7 +143,7 @@ def kl_per_dim(kl, variance=None, threshold: float = 0.01) -> Figure:
     return fig
 
 
-# --- Figures for the notebooks (issue 4): the data, embeddings side by side, a 2-D latent space, traversals ---
+# --- Figures for the notebooks: the data, embeddings side by side, a 2-D latent space, traversals --------------
 
 
 def class_examples(x: torch.Tensor, y: torch.Tensor, class_names: list[str], per_class: int = 10) -> Figure:
@@ -210,8 +210,8 @@ def manifold_grid(model, n: int = 15, p_min: float = 0.05) -> Figure:
     Column j has z_1 = manifold_coordinates(n)[j]; row i (top to bottom) has z_2 = manifold_coordinates(n)[n-1-i],
     so that the grid has the orientation of `latent_scatter`.
     """
-    if model.dec.in_features != 2:
-        raise ValueError(f"manifold_grid needs a model with latent_dim=2, got latent_dim={model.dec.in_features}")
+    if model.latent_dim != 2:
+        raise ValueError(f"manifold_grid needs a model with latent_dim=2, got latent_dim={model.latent_dim}")
     values = manifold_coordinates(n, p_min)
     device = next(model.parameters()).device
     z = torch.stack(torch.meshgrid(values.flip(0), values, indexing="ij")[::-1], dim=-1).view(-1, 2)  # (n*n, 2)
@@ -219,8 +219,8 @@ def manifold_grid(model, n: int = 15, p_min: float = 0.05) -> Figure:
     ax = fig.subplots()
     _show_grid(ax, _decode_mean(model, z.to(device)), nrow=n)
     labels = [f"{v:.1f}" for v in values.tolist()]
-    ax.set_xticks(_centres(n), labels, fontsize=7)
-    ax.set_yticks(_centres(n), labels[::-1], fontsize=7)
+    ax.set_xticks(_centres(n), labels, fontsize=9, rotation=90)
+    ax.set_yticks(_centres(n), labels[::-1], fontsize=9)
     ax.set_xlabel("z_1")
     ax.set_ylabel("z_2")
     ax.set_title(f"Decoded 2-D latent space at N(0,1) quantiles {p_min:g} … {1 - p_min:g}")
@@ -240,4 +240,118 @@ def latent_traversal(model, z: torch.Tensor, dims, values, row_labels: list[str]
     ax.set_xticks(_centres(len(values)), [f"{v:.1f}" for v in values.tolist()])
     ax.set_xlabel("value given to the row's latent dimension")
     ax.set_title("Latent traversal: one dimension changed at a time")
+    return fig
+
+
+# --- Figures of the ablation sweep (vae/sweep.py), from its stored results -------------------------------------
+
+ABLATION_TITLES = {
+    "variance_head": "What the encoder's second head predicts",
+    "kl_weight": "The weight β of the KL term in the training loss",
+    "latent_dim": "The size of the latent code z",
+    "data_protocol": "Grey-level targets or binarised images",
+    "training": "Training length and learning rate",
+}
+METRIC_LABELS = {
+    "test_loss": "test −ELBO, nats per image",
+    "iwae_nll": "IWAE NLL, nats per image",
+    "test_kl": "KL, nats per image",
+    "knn_accuracy": "5-NN accuracy on μ",
+    "active_units": "active units",
+}
+
+
+def ablation(runs: list, ablation_name: str, seeds) -> Figure:
+    """One panel per metric: for each (label, [stored result per seed]), each seed's value and their mean."""
+    fig = Figure(figsize=(10.2, 7.2), layout="constrained")
+    axes = fig.subplots(2, 3).flatten()
+    for ax, (key, label) in zip(axes, METRIC_LABELS.items(), strict=False):
+        for i, (_, found) in enumerate(runs):
+            values = [r["metrics"][key] for r in found if r and r["status"] == "ok"]
+            if values:
+                ax.plot([i] * len(values), values, "o", color="C0", ms=5, alpha=0.7)
+                ax.hlines(sum(values) / len(values), i - 0.3, i + 0.3, color="C3", lw=2)
+            failed = sum(1 for r in found if r and r["status"] != "ok")
+            if failed:
+                ax.annotate(
+                    f"{failed} diverged", (i, 0.02), xycoords=("data", "axes fraction"), ha="center", color="C3"
+                )
+        ax.set_xticks(range(len(runs)), [label for label, _ in runs], rotation=30, ha="right", fontsize=9)
+        ax.set_xlim(-0.6, len(runs) - 0.4)
+        ax.set_ylabel(label, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        if key == "active_units":  # a count: from 0, so that lost units show
+            ax.set_ylim(0, ax.get_ylim()[1] * 1.05)
+    axes[-1].axis("off")
+    note = (
+        f"Dots: one run per seed ({', '.join(map(str, seeds))}).\nRed line: mean over seeds.\nTest set, true ELBO "
+        "(β = 1).\nThe y-axes other than active units\ndo not start at 0: they span the\nruns' values."
+    )
+    axes[-1].text(0, 0.5, note, fontsize=10, va="center")
+    fig.suptitle(f"Ablation: {ABLATION_TITLES.get(ablation_name, ablation_name)}", fontsize=12)
+    return fig
+
+
+def tsne_small_multiples(runs: list, class_names: list[str]) -> Figure:
+    """The t-SNE of test-set μ of each (label, stored result) side by side, 10 classes in 10 colours."""
+    runs = [(label, r) for label, r in runs if r and r.get("tsne")]
+    fig = Figure(figsize=(10.5, 3.9), layout="constrained")
+    axes = fig.subplots(1, max(1, len(runs)), squeeze=False)[0]
+    for ax, (label, r) in zip(axes, runs, strict=False):
+        class_scatter(ax, r["tsne"]["xy"], r["tsne"]["labels"], class_names)
+        m = r["metrics"]
+        ax.set_title(f"{label}\n{m['active_units']} active units, 5-NN {m['knn_accuracy']:.3f}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles, texts = axes[0].get_legend_handles_labels()
+    fig.legend(handles, texts, loc="outside lower center", ncol=5, markerscale=5, fontsize=9)
+    n = len(runs[0][1]["tsne"]["labels"]) if runs else 0
+    fig.suptitle(f"t-SNE of the μ of {n} test images for each KL weight β (seed 0)", fontsize=11)
+    return fig
+
+
+def training_length(runs: list) -> Figure:
+    """Test −ELBO per epoch of each (label, [stored result per seed]), one line per seed."""
+    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    ax = fig.subplots()
+    later = [e["test_loss"] for _, results in runs for r in results if r for e in r["history"][1:]]
+    for i, (label, results) in enumerate(runs):
+        for j, r in enumerate(x for x in results if x and x["history"]):
+            h = r["history"]
+            style = {"ls": "--", "lw": 2.5, "zorder": 3} if i == 0 else {}  # on top of the 50 epochs' start
+            shown = label if j == 0 else None
+            ax.plot([e["epoch"] for e in h], [e["test_loss"] for e in h], color=f"C{i}", label=shown, **style)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test −ELBO, nats per image (axis not from 0)")
+    if later:  # leave the first epoch's loss off the top, so that the later epochs' differences show
+        ax.set_ylim(top=max(later) + 0.1 * (max(later) - min(later)))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
+    ax.set_title("Longer training and a larger learning rate (one line per seed)")
+    return fig
+
+
+def loss_readings(readings: list[dict], original: tuple) -> Figure:
+    """Each reading's first- and last-epoch loss as a ratio to the original report's numbers; 1 is a match."""
+    fig = Figure(figsize=(8, 6), layout="constrained")
+    ax = fig.subplots()
+    models = list(dict.fromkeys(r["model"] for r in readings))
+    marks = dict(zip(dict.fromkeys(r["reading"] for r in readings), "os^D", strict=False))
+    ax.add_patch(matplotlib.patches.Rectangle((0.9, 0.9), 0.2, 0.2, color="C2", alpha=0.25, label="within 10 %"))
+    for r in readings:
+        x, y = 1 + r["first_error"], 1 + r["last_error"]
+        i = models.index(r["model"])  # concentric hollow markers, so that coinciding readings all show
+        ax.plot(x, y, marks[r["reading"]], color=f"C{i}", ms=14 - 4 * i, mfc="none", mew=2)
+    for i, model in enumerate(models):  # legend entries: colour = model, marker = reading
+        ax.plot([], [], "o", color=f"C{i}", label=model)
+    for reading, mark in marks.items():
+        ax.plot([], [], mark, color="0.4", label=reading)
+    ax.plot(1, 1, "k*", ms=14, label=f"the original report: ≈{original[0]:,} → ≈{original[1]:,}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"first-epoch loss ÷ {original[0]:,} (log scale)")
+    ax.set_ylabel(f"last-epoch loss ÷ {original[1]:,} (log scale)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=9, loc="upper left")
+    ax.set_title("Which reading of the original report's loss numbers fits? (the star is a perfect fit)")
     return fig

@@ -1,22 +1,20 @@
 """Training: `fit` runs Adam on the negative ELBO and returns the model and a per-epoch history."""
 
+import sys
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from vae.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
-from vae.config import Config, ConfigError
+from vae.checkpoint import CheckpointError, load_checkpoint, load_model, load_weights, save_checkpoint
+from vae.config import RUNTIME_FIELDS, Config, ConfigError, run_name
 from vae.data import check_images, fixed_binarization, iterate_batches
 from vae.files import exclusive_lock, remove_stale_temporaries
 from vae.loss import dataset_elbo, elbo_terms
 from vae.model import VAE
 
 CHECKPOINT_NAME = "checkpoint.pt"
-# Fields that may differ between a checkpoint and the config that resumes it.
-RESUMABLE_CHANGES = ("num_epochs", "device", "data_dir")
 
 
 class TrainingDiverged(RuntimeError):
@@ -49,27 +47,59 @@ def make_optimizer(model, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(model.parameters(), lr=lr)
 
 
-def _resume_state(path: Path, config: Config) -> dict:
-    state = load_checkpoint(path)
-    saved = {k: v for k, v in state["config"].items() if k not in RESUMABLE_CHANGES}
-    wanted = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES}
+def data_sizes(train_x, test_x) -> dict[str, int]:
+    """The data subset a run is trained and scored on, as stored in its checkpoint."""
+    return {"train_images": len(train_x), "test_images": len(test_x)}
+
+
+def reuse_problem(state: dict, config: Config, sizes: dict, any_epochs: bool = True) -> str | None:
+    """Why a checkpoint cannot continue (or, with any_epochs=False, stand for) a run of `config`; None if it can."""
+    keep = (*RUNTIME_FIELDS, "num_epochs")
+    saved = {k: v for k, v in state["config"].items() if k not in keep}
+    wanted = {k: v for k, v in config.to_dict().items() if k not in keep}
     if saved != wanted:
         diff = {k: (saved.get(k), wanted.get(k)) for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k)}
+        return f"it was trained with another config: (checkpoint, requested) = {diff}"
+    if state["data_sizes"] != sizes:
+        return f"it was trained on another data subset: {state['data_sizes']}, requested {sizes}"
+    epochs = len(state["history"])
+    if epochs > config.num_epochs or (not any_epochs and epochs != config.num_epochs):
+        return f"it holds {epochs} epochs, and {config.num_epochs} were asked for"
+    return None
+
+
+def _previous_state(path: Path, config: Config, sizes: dict, resume: bool, overwrite: bool) -> dict | None:
+    """The checkpoint to continue from, None to start afresh; an existing one is replaced only on request."""
+    if overwrite or not path.exists():
+        return None
+    if not resume:
         raise CheckpointError(
-            f"{path} was trained with another config; (checkpoint, requested) = {diff}. "
-            "Resume with the same settings, or train afresh into another --out folder."
+            f"{path} already holds a run. Add --resume to continue it, --overwrite to replace it, "
+            "or choose another --out."
+        )
+    state = load_checkpoint(path)
+    problem = reuse_problem(state, config, sizes)
+    if problem:
+        raise CheckpointError(
+            f"cannot resume {path}: {problem}. Resume with the same settings, or write into another folder "
+            "(train: --out; report and sweep: --runs-dir)."
         )
     return state
 
 
-def fit(config: Config, train_x, test_x, out_dir=None, resume: bool = False, callback=None, progress: bool = True):
+def _live_bar() -> bool:
+    """A live progress bar in a terminal or a notebook; in a log file, one line per epoch instead."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+def fit(config: Config, train_x, test_x, out_dir=None, resume=False, overwrite=False, callback=None, progress=True):
     """Train a VAE on `train_x` (N, 784); return (model, history), one history record per epoch.
 
     Each record holds train/test loss, bce and kl in nats per image (train: averaged over the epoch's
     batches; test: the whole of `test_x`, one seeded z per image), and wall-clock seconds.
-    With `out_dir`, a checkpoint is saved atomically after every epoch, and `resume=True` continues from it;
-    the folder is locked meanwhile, so that a second run into it fails at once (vae.files.OutputError).
-    `callback(record)` is called after each epoch.
+    With `out_dir`, a checkpoint is saved atomically after every epoch; `resume=True` continues it, and an
+    existing checkpoint is otherwise refused unless `overwrite=True`. The folder is locked meanwhile, so that
+    a second run into it fails at once. `callback(record)` is called after each epoch.
     """
     check_images(train_x, "train_x")
     check_images(test_x, "test_x")
@@ -79,14 +109,28 @@ def fit(config: Config, train_x, test_x, out_dir=None, resume: bool = False, cal
             f"use at most {len(train_x)}"
         )
     device = pick_device(config.device)
-    with ExitStack() as stack:  # what to release however training ends: the lock, the progress bar
-        if out_dir is not None:
-            stack.enter_context(exclusive_lock(out_dir))
-            remove_stale_temporaries(out_dir)  # what a run killed mid-save left behind
-        return _fit(config, device, train_x, test_x, out_dir, resume, callback, progress, stack)
+    if out_dir is None:
+        return _train(config, device, train_x, test_x, None, None, callback, progress)
+    path = Path(out_dir) / CHECKPOINT_NAME
+    with exclusive_lock(out_dir):
+        remove_stale_temporaries(out_dir)  # what a run killed mid-save left behind
+        state = _previous_state(path, config, data_sizes(train_x, test_x), resume, overwrite)
+        return _train(config, device, train_x, test_x, path, state, callback, progress)
 
 
-def _fit(config: Config, device, train_x, test_x, out_dir, resume: bool, callback, progress: bool, stack):
+def _restore(path, state, model, optimizer, generator) -> list:
+    """Load a checkpoint's weights, optimizer and RNG state; return its history."""
+    load_weights(model, path, state)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["rng_state"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path} has a damaged optimizer or RNG state ({e}). Retrain.") from e
+    return list(state["history"])
+
+
+def _train(config: Config, device, train_x, test_x, path, state, callback, progress: bool):
+    sizes = data_sizes(train_x, test_x)
     train_x, test_x = train_x.to(device), test_x.to(device)
     if config.binarize:
         test_x = fixed_binarization(test_x)  # the same binary test set for every run and seed
@@ -94,67 +138,95 @@ def _fit(config: Config, device, train_x, test_x, out_dir, resume: bool, callbac
     model = VAE.from_config(config).to(device)
     optimizer = make_optimizer(model, config.lr)
     generator = torch.Generator(device=device).manual_seed(config.seed)  # shuffling and eps
-    history = []
-
-    path = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
-    if resume and path is not None and path.exists():
-        state = _resume_state(path, config)
-        load_weights(model, path, state)
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["rng_state"])
-        history = state["history"]
+    history = _restore(path, state, model, optimizer, generator) if state else []
 
     steps = -(-len(train_x) // config.batch_size)
-    # Closed by `stack` on errors too, so that an error message starts on its own line.
-    bar = stack.enter_context(
-        tqdm(total=config.num_epochs * steps, initial=len(history) * steps, disable=not progress, unit="batch")
-    )
-    for epoch in range(len(history) + 1, config.num_epochs + 1):
-        bar.set_description(f"epoch {epoch}/{config.num_epochs}")
-        start = time.perf_counter()
-        model.train()
-        sums = torch.zeros(steps, 2, device=device)  # per batch: summed bce, kl; read once per epoch
-        for i, x in enumerate(iterate_batches(train_x, config.batch_size, generator)):
-            if config.binarize:
-                x = torch.bernoulli(x, generator=generator)  # dynamic binarisation: pixel ~ Bernoulli(grey level)
-            logits, mu, logvar = model(x, generator)
-            bce, kl = elbo_terms(x, logits, mu, logvar)
-            loss = (bce + config.beta * kl).mean()  # nats per image; beta = 1 is the negative ELBO
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            sums[i, 0], sums[i, 1] = bce.detach().sum(), kl.detach().sum()
-            bar.update()
-        finite = torch.isfinite(sums).all(dim=1)
-        if not finite.all():
-            batch = int((~finite).nonzero()[0]) + 1
-            kept = f"the checkpoint of epoch {epoch - 1} in {path} is kept" if path and history else "nothing was saved"
-            raise TrainingDiverged(
-                f"the loss became NaN or infinite at epoch {epoch}, batch {batch}/{steps}; {kept}. "
-                f"Lower the learning rate (now {config.lr}) or check the data for NaNs.",
-                history,
-            )
-        train_bce, train_kl = (sums.sum(dim=0) / len(train_x)).tolist()
-        train_seconds = time.perf_counter() - start
-        model.eval()
-        test = dataset_elbo(model, test_x, seed=config.seed)
-        record = {
-            "epoch": epoch,
-            "train_loss": train_bce + train_kl,
-            "train_bce": train_bce,
-            "train_kl": train_kl,
-            "test_loss": test["loss"],
-            "test_bce": test["bce"],
-            "test_kl": test["kl"],
-            "train_seconds": train_seconds,  # the optimisation steps alone
-            "seconds": time.perf_counter() - start,  # with the test-set evaluation
-        }
-        history.append(record)
-        if path is not None:
-            save_checkpoint(
-                path, model=model, optimizer=optimizer, config=config, history=history, rng_state=generator.get_state()
-            )
-        bar.set_postfix(train=f"{record['train_loss']:.1f}", test=f"{record['test_loss']:.1f}")
-        if callback is not None:
-            callback(record)
+    live = progress and _live_bar()
+    bar = tqdm(total=config.num_epochs * steps, initial=len(history) * steps, disable=not live, unit="batch")
+    with bar:
+        for epoch in range(len(history) + 1, config.num_epochs + 1):
+            bar.set_description(f"epoch {epoch}/{config.num_epochs}")
+            start = time.perf_counter()
+            model.train()
+            train = _train_epoch(model, optimizer, generator, config, train_x, bar)
+            if not torch.isfinite(train).all():
+                batch = int((~torch.isfinite(train).all(dim=1)).nonzero()[0]) + 1
+                kept = (
+                    f"the checkpoint of epoch {epoch - 1} in {path} is kept"
+                    if path and history
+                    else "nothing was saved"
+                )
+                raise TrainingDiverged(
+                    f"the loss became NaN or infinite at epoch {epoch}, batch {batch}/{steps}; {kept}. "
+                    f"Lower the learning rate (now {config.lr}) or check the data for NaNs.",
+                    history,
+                )
+            train_bce, train_kl = (train.sum(dim=0) / len(train_x)).tolist()
+            train_seconds = time.perf_counter() - start
+            model.eval()
+            test = dataset_elbo(model, test_x, seed=config.seed)
+            record = {
+                "epoch": epoch,
+                "train_loss": train_bce + train_kl,
+                "train_bce": train_bce,
+                "train_kl": train_kl,
+                "test_loss": test["loss"],
+                "test_bce": test["bce"],
+                "test_kl": test["kl"],
+                "train_seconds": train_seconds,  # the optimisation steps alone
+                "seconds": time.perf_counter() - start,  # with the test-set evaluation
+            }
+            history.append(record)
+            if path is not None:
+                rng_state = generator.get_state()
+                save_checkpoint(path, model=model, optimizer=optimizer, config=config, history=history,
+                                rng_state=rng_state, data_sizes=sizes)  # fmt: skip
+            _report_epoch(bar, record, config.num_epochs, progress and not live)
+            if callback is not None:
+                callback(record)
     return model.eval(), history
+
+
+def _train_epoch(model, optimizer, generator, config: Config, train_x, bar) -> torch.Tensor:
+    """One pass over `train_x` in shuffled batches; return the summed (bce, kl) of each batch, (steps, 2)."""
+    steps = -(-len(train_x) // config.batch_size)
+    sums = torch.zeros(steps, 2, device=train_x.device)  # read once per epoch, not per batch
+    for i, x in enumerate(iterate_batches(train_x, config.batch_size, generator)):
+        if config.binarize:
+            x = torch.bernoulli(x, generator=generator)  # dynamic binarisation: pixel ~ Bernoulli(grey level)
+        logits, mu, logvar = model(x, generator)
+        bce, kl = elbo_terms(x, logits, mu, logvar)
+        loss = (bce + config.beta * kl).mean()  # nats per image; beta = 1 is the negative ELBO
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sums[i, 0], sums[i, 1] = bce.detach().sum(), kl.detach().sum()
+        bar.update()
+    return sums
+
+
+def _report_epoch(bar, record: dict, num_epochs: int, as_line: bool) -> None:
+    """The bar's postfix; or, where there is no live bar (a log file), one line per epoch on stderr."""
+    train, test = f"{record['train_loss']:.1f}", f"{record['test_loss']:.1f}"
+    bar.set_postfix(train=train, test=test)
+    if as_line:
+        print(
+            f"epoch {record['epoch']}/{num_epochs}: train {train}, test {test} nats per image "
+            f"({record['seconds']:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def train_or_load(config: Config, train_x, test_x, runs_dir, callback=None, progress: bool = True):
+    """(model, history, checkpoint path) of `config`: loaded from `<runs_dir>/<run_name>/` if finished, else trained.
+
+    A finished checkpoint is reused only when its config (device and data_dir aside), its epochs and its data
+    subset all match; a run that stopped early is resumed; a checkpoint that matches neither is an error.
+    """
+    path = Path(runs_dir) / run_name(config) / CHECKPOINT_NAME
+    if path.is_file() and reuse_problem(load_checkpoint(path), config, data_sizes(train_x, test_x), False) is None:
+        model, _, history = load_model(path, pick_device(config.device))
+        return model, history, path
+    model, history = fit(config, train_x, test_x, path.parent, resume=True, callback=callback, progress=progress)
+    return model, history, path

@@ -1,0 +1,248 @@
+"""The command line: every option is checked before any work (exit 2, one line naming it); an output that cannot
+be written, or a run already there, is refused before training (exit 1); each command writes where it is told,
+or in its defaults, never elsewhere."""
+
+import errno
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import remount_read_only
+from fault_runner import assert_same_run, put_raw, start, wait_for
+
+import vae.__main__ as cli_module
+from vae import data as vdata
+from vae import load_checkpoint, pipeline
+from vae import sweep as vsweep
+from vae.__main__ import main
+from vae.train import CHECKPOINT_NAME
+
+TINY = ["--batch-size", "32", "--hidden-dim", "16", "--latent-dim", "2", "--device", "cpu"]
+TRACEBACK = "Traceback"
+
+
+@pytest.fixture
+def no_work(monkeypatch, tmp_path):
+    """Run in an empty tmp_path where loading the data fails the test: an option must be refused before any work."""
+
+    def refuse(*args, **kwargs):
+        pytest.fail("the data was loaded: an option was checked only after the work began")
+
+    for module in (vdata, cli_module, pipeline, vsweep):
+        monkeypatch.setattr(module, "load_data", refuse)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def data_dir(synthetic_dataset, tmp_path) -> Path:
+    """The synthetic fashion-mnist (96 train, 32 test images) as raw files in tmp_path/data."""
+    put_raw(synthetic_dataset, tmp_path / "data")
+    return tmp_path / "data"
+
+
+def exit_2(argv: list, capsys) -> str:
+    """Run `python -m vae <argv>`, expecting argparse's exit 2; return the last line of stderr."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert TRACEBACK not in err
+    return err.strip().splitlines()[-1]
+
+
+# Exit 2: a bad option, before any work ------------------------------------------------------------------------
+
+BAD_CONFIG_OPTIONS = [
+    (["--lr", "3e4"], "lr"),
+    (["--lr", "nan"], "lr"),
+    (["--latent-dim", "0"], "latent_dim"),
+    (["--hidden-dim", "-3"], "hidden_dim"),
+    (["--dataset", "cifar"], "dataset"),
+    (["--epochs", "-1"], "num_epochs"),
+    (["--device", "cpu:x"], "device"),
+    (["--seed", "-1"], "seed"),
+    (["--seed", "99999999999999999999"], "seed"),
+    (["--beta", "-1"], "beta"),
+    (["--variance-head", "sd"], "variance_head"),
+]
+
+
+@pytest.mark.parametrize("command", ["train", "report"])
+@pytest.mark.parametrize("args, field", BAD_CONFIG_OPTIONS)
+def test_a_bad_config_option_is_one_line_and_exit_2_before_any_work(command, args, field, no_work, capsys):
+    assert exit_2([command, *args], capsys).startswith(f"python -m vae: error: config.{field} must ")
+    assert list(no_work.iterdir()) == []  # no folder created, no data, no checkpoint
+
+
+BAD_EVALUATION_OPTIONS = [
+    (["report", "--iw-samples", "0"], "--iw-samples must be an integer >= 1, got 0"),
+    (["report", "--tsne-points", "0"], "--tsne-points must be >= 1"),
+    (["report", "--tsne-points", "50"], "--tsne-points must be 0 (no t-SNE) or exceed 3 x perplexity (30)"),
+    (["report", "--seeds", "1", "1"], "--seeds must be distinct"),
+    (["report", "--seeds", "-1"], "--seeds must be distinct integers in [0, 2**63), got [-1]"),
+    (["report", "--from-checkpoint", "nowhere.pt"], "--from-checkpoint nowhere.pt: no such file"),
+    (["report", "--from-checkpoint", "nowhere.pt", "--seeds", "0", "1"], "--from-checkpoint evaluates one model"),
+    (["sweep", "--iw-samples", "0"], "--iw-samples must be an integer >= 1, got 0"),
+    (["sweep", "--ablations", "nonsense"], "unknown --ablations ['nonsense']; choose from"),
+    (["sweep", "--seeds", "-1"], "config.seed must be in [0, 2**63), got -1"),
+    (["sweep", "--device", "tpu"], "config.device must be one of"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_EVALUATION_OPTIONS)
+def test_a_bad_report_or_sweep_option_is_one_line_and_exit_2_before_any_work(argv, message, no_work, capsys):
+    assert exit_2(argv, capsys).startswith(f"python -m vae: error: {message}")
+    assert list(no_work.iterdir()) == []
+
+
+def test_a_bad_value_in_a_real_process_has_no_traceback(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "vae", "train", "--lr", "3e4"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 2 and TRACEBACK not in run.stderr and run.stdout == ""
+    last = run.stderr.strip().splitlines()[-1]
+    assert last == "python -m vae: error: config.lr must be in (0, 1], got 30000.0 (the original report uses 3e-4)"
+    assert list(tmp_path.iterdir()) == []  # not even the default --out, runs/train
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--batch-size", "1000"], "config.batch_size (1000) is larger than the dataset (96 images): use at most 96"),
+        (["--device", "cuda"], "config.device is 'cuda', but this machine has no cuda device"),
+    ],
+)
+def test_a_value_known_bad_only_with_the_data_or_device_is_exit_2_before_training(
+    args, message, data_dir, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    argv = ["train", "--data-dir", str(data_dir), "--out", str(tmp_path / "run"), *TINY, "--epochs", "1", *args]
+    assert exit_2(argv, capsys).startswith(f"python -m vae: error: {message}")
+    assert not (tmp_path / "run" / CHECKPOINT_NAME).exists()
+
+
+# Exit 1: outputs that cannot be written, and runs already there, refused before training ----------------------
+
+
+@pytest.mark.parametrize(
+    "command, option, inside",
+    [
+        ("train", "--out", ""),
+        ("report", "--fig-dir", ""),
+        ("report", "--report-path", "REPORT.md"),  # its folder is the file
+        ("report", "--runs-dir", ""),
+        ("sweep", "--out", ""),
+        ("sweep", "--runs-dir", ""),
+    ],
+)
+def test_an_output_folder_that_is_a_file_is_exit_1_before_any_work(command, option, inside, no_work, capsys):
+    blocker = no_work / "blocker"
+    blocker.write_text("a file, where a folder should be")  # fails even for root, unlike chmod
+    assert main([command, option, str(blocker / inside) if inside else str(blocker)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: cannot write in {blocker} (not a folder): choose another {option}.\n"
+    assert blocker.read_text() == "a file, where a folder should be"
+
+
+def test_a_read_only_out_is_exit_1_before_any_work(tmpfs, no_work, capsys):
+    remount_read_only(tmpfs)
+    assert main(["train", "--out", str(tmpfs / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: cannot write in {tmpfs / 'run'} (Read-only file system): choose another --out.\n"
+
+
+def test_train_writes_a_checkpoint_and_resumes(data_dir, tmp_path, capsys):
+    common = ["train", "--data-dir", str(data_dir), "--out", str(tmp_path / "run"), *TINY]
+    assert main([*common, "--epochs", "1"]) == 0
+    assert load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)["epoch"] == 1
+    assert main([*common, "--epochs", "2", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 2: test -ELBO" in out and "nats per image" in out and f"checkpoint in {tmp_path / 'run'}/" in out
+    assert load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)["epoch"] == 2
+
+
+def test_training_twice_into_one_out_is_refused_and_overwrite_replaces_it(data_dir, tmp_path, capsys):
+    common = ["train", "--data-dir", str(data_dir), "--out", str(tmp_path / "run"), *TINY, "--epochs", "1"]
+    path = tmp_path / "run" / CHECKPOINT_NAME
+    assert main(common) == 0
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert main(common) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path} already holds a run") and len(err.splitlines()) == 1
+    assert all(option in err for option in ("--resume", "--overwrite", "--out"))
+    assert path.read_bytes() == before
+    assert main([*common, "--overwrite", "--seed", "1"]) == 0
+    state = load_checkpoint(path)
+    assert state["config"]["seed"] == 1 and state["epoch"] == 1
+
+
+def test_missing_data_is_a_clear_error(synthetic_dataset, tmp_path, monkeypatch, capsys):
+    def no_network(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: no route to host")
+
+    monkeypatch.setitem(vdata.TORCHVISION_CLASS, "fashion-mnist", no_network)
+    assert main(["train", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no route to host" in err and "apt-get install dataset-fashion-mnist" in err
+    assert TRACEBACK not in err and not (tmp_path / "run" / CHECKPOINT_NAME).exists()
+
+
+def test_disk_full_through_the_cli_is_one_line_exit_1(data_dir, tmp_path, monkeypatch, capsys):
+    write_bytes = Path.write_bytes
+
+    def full_disk(self, data):
+        if self.name.startswith(f".{CHECKPOINT_NAME}."):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    argv = ["train", "--data-dir", str(data_dir), "--out", str(tmp_path / "run"), *TINY, "--epochs", "1"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {tmp_path / 'run' / CHECKPOINT_NAME} (No space left on device)")
+    assert len(err.splitlines()) == 1 and TRACEBACK not in err
+
+
+# Where the report writes ---------------------------------------------------------------------------------------
+
+
+def test_a_smoke_report_writes_only_under_runs_smoke(data_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(pipeline.SMOKE, "train_images", 96)  # all of the synthetic data
+    monkeypatch.setitem(pipeline.SMOKE, "test_images", 32)
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--smoke", "--data-dir", str(data_dir), *TINY]) == 0
+    assert (tmp_path / "runs" / "smoke" / "REPORT.md").is_file()
+    assert (tmp_path / "runs" / "smoke" / "figures" / "metrics.json").is_file()
+    assert not (tmp_path / "REPORT.md").exists() and not (tmp_path / "figures").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "runs"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["smoke"]
+    assert "Wrote runs/smoke/figures/*.png" in capsys.readouterr().out
+
+
+# Interrupted ---------------------------------------------------------------------------------------------------
+
+EPOCHS = 5
+
+
+def test_an_interrupted_training_says_how_to_resume_and_resumes_bit_identically(data_dir, tmp_path):
+    cli = ["train", "--data-dir", str(data_dir), *TINY, "--epochs", str(EPOCHS)]
+    run = tmp_path / "run"
+    child = start("slow", 0.15, [*cli, "--out", str(run)])  # 3 batches of 0.15 s per epoch
+    wait_for(run / CHECKPOINT_NAME, child)
+    time.sleep(0.2)  # into epoch 2 (or later on a busy machine), mid-epoch
+    child.send_signal(signal.SIGINT)  # Ctrl-C
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and TRACEBACK not in err
+    assert (
+        err.strip().splitlines()[-1] == f"interrupted: finished epochs are saved in {run}/; add --resume to continue."
+    )
+    assert 1 <= load_checkpoint(run / CHECKPOINT_NAME)["epoch"] < EPOCHS, "the run finished before the signal"
+    assert main([*cli, "--out", str(run), "--resume"]) == 0
+    assert main([*cli, "--out", str(tmp_path / "reference")]) == 0
+    assert_same_run(run, tmp_path / "reference", EPOCHS)

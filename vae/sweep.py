@@ -1,0 +1,284 @@
+"""The ablations of the original report's choices: plan a grid of configs x seeds, run each one, store one result
+per run, and tabulate them.
+
+Each run trains with `train_or_load` (checkpoints in `<runs_dir>/<run_name>/`, shared with the report), is
+evaluated with `evaluate_model`, and writes `<out>/runs/<name>.json`. A stored result is reused only when its
+config, data subset and evaluation settings match the request; otherwise the sweep stops and says so. A run
+whose loss becomes NaN is recorded as `"status": "diverged"`; the sweep goes on.
+
+All reported losses are the true negative ELBO (beta = 1) in nats per image, whatever beta trained the model.
+Binarised runs are scored on one fixed binarisation of the test set (`vae.data.fixed_binarization`).
+"""
+
+import csv
+import io
+import json
+import math
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from vae import plots
+from vae.checkpoint import load_model
+from vae.config import RUNTIME_FIELDS, Config, run_name
+from vae.data import class_names, load_data
+from vae.evaluate import EvalSettings, evaluate_model
+from vae.files import staged_writes
+from vae.literature import ORIGINAL_REPORT_LOSS
+from vae.train import CHECKPOINT_NAME, TrainingDiverged, train_or_load
+
+# ablation -> [(label, overrides of the default Config)]; {} is the original report's setting, shared by all.
+ABLATIONS = {
+    "variance_head": [
+        ("log σ² head (ours)", {}),
+        ("raw σ head (tutorial)", {"variance_head": "sigma"}),
+        ("softplus σ head", {"variance_head": "softplus"}),
+        ("tutorial: raw σ and β=2", {"variance_head": "sigma", "beta": 2.0}),
+    ],
+    "kl_weight": [
+        ("β=1 (the correct ½)", {}),
+        ("β=2 (the missing ½)", {"beta": 2.0}),
+        ("β=0.5", {"beta": 0.5}),
+        ("β=4", {"beta": 4.0}),
+    ],
+    "latent_dim": [
+        ("latent_dim=2", {"latent_dim": 2}),
+        ("latent_dim=5", {"latent_dim": 5}),
+        ("latent_dim=10", {"latent_dim": 10}),
+        ("latent_dim=20 (original)", {}),
+        ("latent_dim=50", {"latent_dim": 50}),
+    ],
+    "data_protocol": [
+        ("grey-level BCE (original)", {}),
+        ("dynamically binarised", {"binarize": True}),
+    ],
+    "training": [
+        ("10 epochs, lr 3e-4 (original)", {}),
+        ("10 epochs, lr 1e-3", {"lr": 1e-3}),
+        ("50 epochs, lr 3e-4", {"num_epochs": 50}),
+    ],
+}
+SEEDS = (0, 1, 2)
+TABLE_NAME = "ablations.csv"
+READINGS_NAME = "loss_readings.json"
+METRICS = ("test_loss", "iwae_nll", "test_kl", "knn_accuracy", "active_units")  # the table's columns
+TSNE_ABLATION = "kl_weight"  # its seed-0 runs store a t-SNE of test-set μ for the small multiples
+MANIFOLD_RUN = {"latent_dim": 2}  # its seed-0 model draws the 2-D manifold
+SMOKE_IMAGES = {"train_images": 6000, "test_images": 1000}
+
+
+def variant_name(overrides: dict, seed: int) -> str:
+    """A run's name: 'default,seed=0', 'beta=2.0,variance_head=sigma,seed=1', ... (vae.config.run_name)."""
+    return run_name(replace(Config(), **overrides, seed=seed))
+
+
+def plan(base: Config, ablations=None, seeds=SEEDS, smoke: bool = False) -> dict[str, Config]:
+    """The distinct runs of the chosen ablations: name -> config (variants shared by ablations run once)."""
+    unknown = sorted(set(ablations or ()) - set(ABLATIONS))
+    if unknown:
+        raise ValueError(f"unknown --ablations {unknown}; choose from {list(ABLATIONS)}")
+    runs = {}
+    for ablation in ablations or ABLATIONS:
+        for _, overrides in ABLATIONS[ablation]:
+            for seed in seeds:
+                config = replace(base, **overrides, seed=seed)
+                if smoke:
+                    config = replace(config, num_epochs=max(1, config.num_epochs // 10))
+                runs[variant_name(overrides, seed)] = config
+    return runs
+
+
+def _evaluation_key(settings: EvalSettings, test_images: int, binarize: bool) -> dict:
+    return {"iw_samples": settings.iw_samples, "knn_k": settings.knn_k, "test_images": test_images,
+            "binarized_test_set": binarize}  # fmt: skip
+
+
+def run_one(name: str, config: Config, data, out_dir, runs_dir, settings: EvalSettings, smoke: bool) -> dict:
+    """Train (resuming a checkpoint if there is one), evaluate, and store `<out_dir>/runs/<name>.json`."""
+    x_train, _, x_test, y_test = data
+    seen, start = [], time.perf_counter()
+    result = {"name": name, "config": config.to_dict(), "smoke": smoke, "torch": torch.__version__}
+    try:
+        model, history, _ = train_or_load(config, x_train, x_test, runs_dir, callback=seen.append, progress=False)
+    except TrainingDiverged as e:
+        result |= {"status": "diverged", "error": str(e), "history": seen, "metrics": None}
+    else:
+        train_seconds = time.perf_counter() - start
+        with_tsne = name in {variant_name(o, 0) for _, o in ABLATIONS[TSNE_ABLATION]}  # the small multiples
+        start = time.perf_counter()
+        values = evaluate_model(model, data, settings if with_tsne else replace(settings, tsne_points=0),
+                                seed=config.seed, binarize=config.binarize)  # fmt: skip
+        tsne = values.pop("tsne", None)
+        keep = ("test_loss", "test_bce", "test_kl", "iwae_nll", "knn_accuracy", "active_units")
+        metrics = {k: values[k] for k in keep} | {"train_seconds": train_seconds}
+        metrics["eval_seconds"] = time.perf_counter() - start
+        if tsne is not None:
+            tsne = {"xy": tsne["embedding"].round(2).tolist(), "labels": tsne["labels"].tolist()}
+        result |= {"status": "ok", "error": None, "history": history, "metrics": metrics, "tsne": tsne}
+        result["evaluation"] = _evaluation_key(settings, len(x_test), config.binarize)
+    with staged_writes() as stage:
+        stage(Path(out_dir) / "runs" / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def _stored(path: Path, config: Config, smoke: bool, evaluation: dict) -> bool:
+    """True if `path` holds this run's result; an error if it holds a result of anything else, so none mix."""
+    if not path.exists():
+        return False
+    stored = json.loads(path.read_text())
+    wanted = {"config": config.to_dict(), "smoke": smoke, "evaluation": evaluation}
+    found = {"config": stored["config"], "smoke": stored["smoke"], "evaluation": stored.get("evaluation", evaluation)}
+    for d in (wanted["config"], found["config"]):
+        for key in RUNTIME_FIELDS:
+            d.pop(key, None)
+    diff = {k: (found[k], wanted[k]) for k in found if found[k] != wanted[k]}
+    if diff.get("config"):  # name only the fields that differ
+        old, new = diff["config"]
+        diff["config"] = {k: (old.get(k), new.get(k)) for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
+    if diff:
+        raise ValueError(
+            f"{path} holds a result of another config, data subset or evaluation: (stored, requested) = {diff}. "
+            "Write this sweep into another --out, or delete that file to recompute it."
+        )
+    return True
+
+
+def sweep(runs: dict[str, Config], out_dir, runs_dir, settings: EvalSettings, smoke=False, log=print) -> float:
+    """Run every run whose result is not yet stored in `<out_dir>/runs/`; return the seconds taken."""
+    if not runs:
+        return 0.0
+    first = next(iter(runs.values()))
+    data = load_data(first.dataset, first.data_dir, **(SMOKE_IMAGES if smoke else {}))
+    todo = {}
+    for name, config in runs.items():
+        evaluation = _evaluation_key(settings, len(data[2]), config.binarize)
+        if not _stored(Path(out_dir) / "runs" / f"{name}.json", config, smoke, evaluation):
+            todo[name] = config
+    # Seed 0 of every variant first, so that a sweep cut short covers every ablation; then the longest runs first.
+    todo = dict(sorted(todo.items(), key=lambda item: (item[1].seed, -item[1].num_epochs)))
+    log(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to run")
+    start = time.perf_counter()
+    for i, (name, config) in enumerate(todo.items(), 1):
+        result = run_one(name, config, data, out_dir, runs_dir, settings, smoke)
+        m = result["metrics"]
+        log(
+            f"[{i}/{len(todo)}] {name}: "
+            + (f"-ELBO {m['test_loss']:.2f}, IWAE {m['iwae_nll']:.2f}" if m else "diverged")
+        )
+    return time.perf_counter() - start
+
+
+def load_results(out_dir) -> dict[str, dict]:
+    """Every stored run result in `<out_dir>/runs/`: name -> result; FileNotFoundError if there is none."""
+    paths = sorted((Path(out_dir) / "runs").glob("*.json"))
+    if not paths:
+        raise FileNotFoundError(f"no stored sweep results in {out_dir}/runs: run `python -m vae sweep` first")
+    return {p.stem: json.loads(p.read_text()) for p in paths}
+
+
+def ablations_present(results: dict[str, dict], seeds=SEEDS) -> list[str]:
+    """The ablations with a stored result for a variant other than the original setting (shared by all)."""
+    return [a for a, v in ABLATIONS.items() if any(variant_name(o, s) in results for _, o in v if o for s in seeds)]
+
+
+def table(results: dict[str, dict], seeds=SEEDS) -> list[dict]:
+    """One row per (ablation, variant): mean and sd over the seeds' runs of each metric, and failures."""
+    rows = []
+    for ablation in ablations_present(results, seeds):
+        for label, overrides in ABLATIONS[ablation]:
+            found = [results[n] for n in (variant_name(overrides, s) for s in seeds) if n in results]
+            if not found:
+                continue
+            ok = [r["metrics"] for r in found if r["status"] == "ok"]
+            row = {"ablation": ablation, "variant": label, "runs": len(found), "diverged": len(found) - len(ok)}
+            row["iw_samples"] = max((r["evaluation"]["iw_samples"] for r in found if r["status"] == "ok"), default=0)
+            for key in (*METRICS, "test_bce", "train_seconds"):
+                values = [m[key] for m in ok]
+                row[f"{key}_mean"] = statistics.fmean(values) if values else math.nan
+                row[f"{key}_sd"] = statistics.stdev(values) if len(values) > 1 else math.nan
+            rows.append(row)
+    return rows
+
+
+def table_csv(rows: list[dict]) -> str:
+    """The table as CSV text, floats with 4 decimals."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(rows[0])
+    writer.writerows([[f"{v:.4f}" if isinstance(v, float) else v for v in row.values()] for row in rows])
+    return buffer.getvalue()
+
+
+def load_table(out_dir) -> dict | None:
+    """What a sweep stored in out_dir: {"rows": table, numbers as floats, "readings", "figures": names}; or None."""
+    out_dir = Path(out_dir)
+    if not (out_dir / TABLE_NAME).exists():
+        return None
+    with open(out_dir / TABLE_NAME, newline="", encoding="utf-8") as f:
+        rows = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    readings = json.loads((out_dir / READINGS_NAME).read_text()) if (out_dir / READINGS_NAME).exists() else []
+    return {"rows": rows, "readings": readings, "figures": sorted(p.stem for p in out_dir.glob("*.png"))}
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def loss_readings(results: dict[str, dict]) -> list[dict]:
+    """Readings of the original report's '17,900 -> 10,700': our first- and last-epoch train losses, scaled."""
+    runs = {
+        "the original report's model (grey, β=1)": variant_name({}, 0),
+        "the tutorial's loss (raw σ, β=2)": variant_name({"variance_head": "sigma", "beta": 2.0}, 0),
+        "binarised data": variant_name({"binarize": True}, 0),
+    }
+    readings = []
+    for what, name in runs.items():
+        r = results.get(name)
+        if not r or not r["history"]:
+            continue
+        h, beta = r["history"], r["config"]["beta"]
+        # The loss the training printed: bce + beta * kl (the tutorial's own KL, not the true ELBO).
+        first, last = (e["train_bce"] + beta * e["train_kl"] for e in (h[0], h[-1]))
+        for scale, how in ((1, "per image"), (128, "sum over a batch of 128"), (32, "sum over a batch of 32")):
+            readings.append({
+                "model": what, "reading": how, "first_epoch": first * scale, "last_epoch": last * scale,
+                "epochs": len(h), "first_error": first * scale / ORIGINAL_REPORT_LOSS[0] - 1,
+                "last_error": last * scale / ORIGINAL_REPORT_LOSS[1] - 1,
+            })  # fmt: skip
+    return readings
+
+
+def write_outputs(results: dict[str, dict], out_dir, runs_dir=None, seeds=SEEDS, dataset="fashion-mnist") -> list:
+    """The table (CSV), the loss readings (JSON) and every figure that the stored results allow, as one set."""
+    out_dir, present = Path(out_dir), ablations_present(results, seeds)
+
+    def runs_of(ablation):  # [(label, [stored result or None, per seed])]
+        return [(label, [results.get(variant_name(o, s)) for s in seeds]) for label, o in ABLATIONS[ablation]]
+
+    figures = {f"ablation_{a}": plots.ablation(runs_of(a), a, seeds) for a in present}
+    if TSNE_ABLATION in present:
+        runs = [(label, results.get(variant_name(o, 0))) for label, o in ABLATIONS[TSNE_ABLATION]]
+        figures["tsne_kl_weight"] = plots.tsne_small_multiples(runs, class_names(dataset))
+    if "training" in present:
+        figures["training_length"] = plots.training_length(runs_of("training"))
+    readings = loss_readings(results)
+    if readings:
+        figures["loss_readings"] = plots.loss_readings(readings, ORIGINAL_REPORT_LOSS)
+    manifold = results.get(variant_name(MANIFOLD_RUN, 0))  # its checkpoint is in the run's own folder
+    path = Path(runs_dir or "") / run_name(Config.from_dict(manifold["config"])) / CHECKPOINT_NAME if manifold else None
+    if runs_dir is not None and path and path.exists():
+        figures["manifold_latent2"] = plots.manifold_grid(load_model(path)[0])
+    written = [out_dir / TABLE_NAME]
+    with staged_writes() as stage:
+        stage(out_dir / TABLE_NAME).write_text(table_csv(table(results, seeds)), encoding="utf-8")
+        if readings:
+            stage(out_dir / READINGS_NAME).write_text(json.dumps(readings, indent=1) + "\n")
+            written.append(out_dir / READINGS_NAME)
+        written += [plots.save_figure(fig, name, out_dir, stage) for name, fig in figures.items()]
+    return written
