@@ -1,4 +1,4 @@
-"""Report speed: the IWAE estimate vs the matmul peak, the one-seed report end to end, and re-plotting from the cache.
+"""Report speed: the IWAE estimate vs the matmul peak, one seed's report end to end, and a re-run that only re-plots.
 
 Measures in one run, on one machine:
   (c) the fp32 matmul throughput (as in train_speed.py);

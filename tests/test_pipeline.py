@@ -273,7 +273,7 @@ def test_two_runs_into_new_folders_write_the_same_files(config, tmp_path):
         ({"from_checkpoint": "nowhere.pt"}, "--from-checkpoint nowhere.pt: no such file"),
         ({"from_checkpoint": __file__, "seeds": [0, 1]}, "one model"),
         ({"seeds": [1, 1]}, "distinct"),
-        ({"seeds": [-1]}, "distinct non-negative"),
+        ({"seeds": [-1]}, r"distinct integers in \[0, 2\*\*63\)"),
         ({"seeds": []}, "--seeds"),
         ({"evaluation": EvalSettings(tsne_points=0)}, "--tsne-points must be >= 1"),
     ],

@@ -83,7 +83,7 @@ def test_loss_curves_show_train_test_and_the_split_in_nats_per_image(tmp_path):
     axes = fig.get_axes()
     assert [ax.get_title() for ax in axes] == ["-ELBO = BCE + KL", "BCE (reconstruction)", "KL(q(z|x) || p(z))"]
     for ax in axes:
-        assert len(ax.get_lines()) == 2 and ax.get_ylabel() == "nats per image" and ax.get_xlabel() == "epoch"
+        assert len(ax.get_lines()) == 2 and ax.get_ylabel() == "nats per image (axis not from 0)" and ax.get_xlabel() == "epoch"
         assert list(ax.get_lines()[0].get_xdata()) == [1, 2, 3]
     assert list(axes[2].get_lines()[1].get_ydata()) == [295.0, 285.0, 275.0]  # test KL
     saved_png(fig, "loss_curves", tmp_path)
@@ -400,3 +400,24 @@ def test_latent_traversal_changes_one_dim_per_row(tiny_config):
     np.testing.assert_allclose(cell(grid, 1, 0), decoded(model, [0.5, -2.0, 0.2, 2.0]), atol=1e-5)  # z[1] = -2
     assert [t.get_text() for t in ax.get_yticklabels()] == ["third", "first"]
     assert torch.equal(z, torch.tensor([0.5, -1.0, 0.2, 2.0]))  # the caller's z is left alone
+
+
+def test_posterior_draws_shows_the_image_its_mean_decoding_and_each_draw(tiny_config):
+    torch.manual_seed(0)
+    model = VAE.from_config(tiny_config).eval()
+    x = torch.rand(784)
+    z = torch.randn(3, tiny_config.latent_dim)
+    fig = plots.posterior_draws(model, x, z)
+    (ax,) = fig.get_axes()
+    grid = ax.get_images()[0].get_array()
+    assert grid.shape == (2 + 30, 2 + 5 * 30)  # one row of 5 images, 2-pixel gaps
+
+    def cell(col):
+        return grid[2 : 2 + 28, 2 + 30 * col : 2 + 30 * col + 28]
+
+    with torch.no_grad():
+        mu, _ = model.encode(x.view(1, -1))
+        expected = [x, torch.sigmoid(model.decode(mu))[0], *torch.sigmoid(model.decode(z))]
+    for col, image in enumerate(expected):
+        np.testing.assert_allclose(cell(col), image.view(28, 28).numpy(), atol=1e-6)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "from μ", "draw 1", "draw 2", "draw 3"]

@@ -1,4 +1,4 @@
-"""The negative ELBO of the seed's loss, "BCE + KL", as two per-image terms in nats."""
+"""The negative ELBO of the original report's loss, "BCE + KL", as two per-image terms in nats."""
 
 import torch
 from torch.nn import functional as F

@@ -1,21 +1,36 @@
-"""What the notebooks need beyond the experiment itself: the project's folders, train-or-load, a latent widget.
+"""What the notebooks need beyond the experiment itself: strict parameters, the project's folders, a latent widget.
 
 The notebooks call these so that they stay short and run the same from `notebooks/`, from the repository
-root, and from `/content` on Colab, without touching `sys.path`.
+root, and from a clone on Colab, without touching `sys.path`.
 """
 
 import io
+import os
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from vae.checkpoint import load_checkpoint, load_model
-from vae.config import Config
-from vae.train import CHECKPOINT_NAME, fit, pick_device
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
-# Config fields that do not change what a checkpoint's weights are.
-IRRELEVANT_FIELDS = ("device", "data_dir")
+
+def env_param(name: str, default):
+    """A notebook parameter: the environment variable VAE_<name> parsed strictly as the default's type, or `default`.
+
+    Booleans accept 1/true/yes/on and 0/false/no/off (any case); anything else is a ValueError naming the variable.
+    """
+    key = f"VAE_{name}"
+    raw = os.environ.get(key)
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        if raw.strip().lower() in TRUE + FALSE:
+            return raw.strip().lower() in TRUE
+        raise ValueError(f"{key}={raw!r}: use one of {', '.join(TRUE)} or {', '.join(FALSE)}")
+    try:
+        return type(default)(raw)
+    except ValueError:
+        raise ValueError(f"{key}={raw!r} is not a valid {type(default).__name__}") from None
 
 
 def project_root(start=None) -> Path | None:
@@ -34,54 +49,7 @@ def project_dir(value: str | None, name: str, start=None) -> Path:
     return (project_root(start) or Path.cwd()) / name
 
 
-def _comparable(config: dict, drop: tuple[str, ...]) -> dict:
-    return {k: v for k, v in config.items() if k not in IRRELEVANT_FIELDS + drop}
-
-
-def finished_with(path: Path, config: Config) -> bool:
-    """True if the checkpoint at `path` finished `config.num_epochs` epochs of this config (device aside)."""
-    if not path.is_file():
-        return False
-    state = load_checkpoint(path)
-    same = _comparable(state["config"], ()) == _comparable(config.to_dict(), ())
-    return same and len(state["history"]) == config.num_epochs
-
-
-def _resumable(path: Path, config: Config) -> bool:
-    """True if the checkpoint at `path` is this config stopped early, so that `fit(resume=True)` continues it."""
-    if not path.is_file():
-        return False
-    state = load_checkpoint(path)
-    same = _comparable(state["config"], ("num_epochs",)) == _comparable(config.to_dict(), ("num_epochs",))
-    return same and len(state["history"]) < config.num_epochs
-
-
-def checkpoint_candidates(config: Config, runs_dir) -> list[Path]:
-    """Where a finished run of `config` may already be: `make report`'s checkpoint, then the notebooks' own."""
-    runs_dir = Path(runs_dir)
-    return [
-        runs_dir / "report" / f"seed{config.seed}" / CHECKPOINT_NAME,
-        runs_dir / "notebooks" / f"latent{config.latent_dim}-seed{config.seed}" / CHECKPOINT_NAME,
-    ]
-
-
-def train_or_load(config: Config, x_train, x_test, runs_dir, progress: bool = True):
-    """Load a finished checkpoint of `config` from `runs_dir` if there is one, else train it; (model, history, path).
-
-    Training writes `<runs_dir>/notebooks/latent<D>-seed<S>/checkpoint.pt` after every epoch and resumes a run
-    of the same config that stopped early; a checkpoint there of another config is replaced.
-    """
-    candidates = checkpoint_candidates(config, runs_dir)
-    for path in candidates:
-        if finished_with(path, config):
-            model, _, history = load_model(path, pick_device(config.device))
-            print(f"Loaded {path} ({len(history)} epochs); delete it to train again.")
-            return model, history, path
-    own = candidates[-1]
-    model, history = fit(config, x_train, x_test, out_dir=own.parent, resume=_resumable(own, config), progress=progress)
-    return model, history, own
-
-
+@torch.no_grad()
 def _png(image: torch.Tensor, size: int) -> bytes:
     """One image (784,) in [0, 1] as PNG bytes, scaled up to size x size pixels."""
     pixels = (image.detach().cpu().view(28, 28).clamp(0, 1) * 255).round().to(torch.uint8).numpy()

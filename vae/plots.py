@@ -59,7 +59,7 @@ def loss_curves(history: list[dict]) -> Figure:
         ax.plot(epochs, [r[f"test_{key}"] for r in history], "s--", label="test (after the epoch)")
         ax.set_title(title)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("nats per image")
+        ax.set_ylabel("nats per image (axis not from 0)")
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.suptitle("Training curves: per-image losses (not per-batch sums)")
@@ -76,6 +76,19 @@ def reconstructions(model, x: torch.Tensor, y: torch.Tensor, class_names: list[s
     ax.set_xticks(_centres(len(x)), [class_names[int(c)] for c in y], rotation=30, ha="right")
     ax.set_yticks(_centres(2), ["original", "reconstruction"])
     ax.set_title("Test images and their reconstructions from the posterior mean μ")
+    return fig
+
+
+def posterior_draws(model, x: torch.Tensor, z: torch.Tensor) -> Figure:
+    """One image x (784,), its decoding from mu, and the decodings of draws z (n, latent_dim) of q(z|x), in a row."""
+    with torch.no_grad():
+        mu, _ = model.encode(x.view(1, -1))  # (1, latent_dim)
+    images = torch.cat([x.view(1, -1), _decode_mean(model, torch.cat([mu, z]))])  # (2 + n, 784)
+    fig = Figure(figsize=(0.9 * len(images) + 0.6, 1.9), layout="constrained")
+    ax = fig.subplots()
+    _show_grid(ax, images, nrow=len(images))
+    ax.set_xticks(_centres(len(images)), ["x", "from μ", *[f"draw {i + 1}" for i in range(len(z))]], fontsize=9)
+    ax.set_title("One test image x, decoded from its mean μ and from draws z = μ + σ·ε", fontsize=10)
     return fig
 
 

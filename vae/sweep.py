@@ -254,31 +254,38 @@ def loss_readings(results: dict[str, dict]) -> list[dict]:
     return readings
 
 
-def write_outputs(results: dict[str, dict], out_dir, runs_dir=None, seeds=SEEDS, dataset="fashion-mnist") -> list:
-    """The table (CSV), the loss readings (JSON) and every figure that the stored results allow, as one set."""
-    out_dir, present = Path(out_dir), ablations_present(results, seeds)
+def figures(results: dict[str, dict], seeds=SEEDS, runs_dir=None, dataset="fashion-mnist") -> dict:
+    """Every figure that the stored results allow: name -> Figure (the manifold needs its checkpoint in runs_dir)."""
+    present = ablations_present(results, seeds)
 
     def runs_of(ablation):  # [(label, [stored result or None, per seed])]
         return [(label, [results.get(variant_name(o, s)) for s in seeds]) for label, o in ABLATIONS[ablation]]
 
-    figures = {f"ablation_{a}": plots.ablation(runs_of(a), a, seeds) for a in present}
+    out = {f"ablation_{a}": plots.ablation(runs_of(a), a, seeds) for a in present}
     if TSNE_ABLATION in present:
         runs = [(label, results.get(variant_name(o, 0))) for label, o in ABLATIONS[TSNE_ABLATION]]
-        figures["tsne_kl_weight"] = plots.tsne_small_multiples(runs, class_names(dataset))
+        out["tsne_kl_weight"] = plots.tsne_small_multiples(runs, class_names(dataset))
     if "training" in present:
-        figures["training_length"] = plots.training_length(runs_of("training"))
+        out["training_length"] = plots.training_length(runs_of("training"))
     readings = loss_readings(results)
     if readings:
-        figures["loss_readings"] = plots.loss_readings(readings, ORIGINAL_REPORT_LOSS)
+        out["loss_readings"] = plots.loss_readings(readings, ORIGINAL_REPORT_LOSS)
     manifold = results.get(variant_name(MANIFOLD_RUN, 0))  # its checkpoint is in the run's own folder
     path = Path(runs_dir or "") / run_name(Config.from_dict(manifold["config"])) / CHECKPOINT_NAME if manifold else None
     if runs_dir is not None and path and path.exists():
-        figures["manifold_latent2"] = plots.manifold_grid(load_model(path)[0])
+        out["manifold_latent2"] = plots.manifold_grid(load_model(path)[0])
+    return out
+
+
+def write_outputs(results: dict[str, dict], out_dir, runs_dir=None, seeds=SEEDS, dataset="fashion-mnist") -> list:
+    """The table (CSV), the loss readings (JSON) and every figure that the stored results allow, as one set."""
+    out_dir, readings = Path(out_dir), loss_readings(results)
     written = [out_dir / TABLE_NAME]
     with staged_writes() as stage:
         stage(out_dir / TABLE_NAME).write_text(table_csv(table(results, seeds)), encoding="utf-8")
         if readings:
             stage(out_dir / READINGS_NAME).write_text(json.dumps(readings, indent=1) + "\n")
             written.append(out_dir / READINGS_NAME)
-        written += [plots.save_figure(fig, name, out_dir, stage) for name, fig in figures.items()]
+        for name, fig in figures(results, seeds, runs_dir, dataset).items():
+            written.append(plots.save_figure(fig, name, out_dir, stage))
     return written
