@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import full_disk_on_write, remount_read_only, write_gz
 
 from vae import Config, fit, pipeline, report
@@ -133,7 +134,7 @@ def test_a_damaged_or_other_evaluation_is_recomputed(config, tmp_path):
     stored.write_text("{not json")  # damaged: recomputed, and the same numbers again
     again = make(config, tmp_path)
     assert not again["runs"]["0"]["evaluation_reused"] and again["summary"] == m["summary"]
-    assert json.loads(stored.read_text())["values"]["iwae_nll"] == m["runs"]["0"]["iwae_nll"]
+    assert json.loads(stored.read_text())["value"]["iwae_nll"] == m["runs"]["0"]["iwae_nll"]
     assert make(config, tmp_path)["runs"]["0"]["evaluation_reused"]  # rewritten: now reused
 
     other = make(config, tmp_path, iw_samples=7)  # another K: recomputed, and the report says so
@@ -240,7 +241,7 @@ def test_report_from_a_checkpoint_trains_nothing(config, tmp_path, monkeypatch):
     monkeypatch.setattr(vtrain, "fit", lambda *a, **k: pytest.fail("trained"))
     m = make(config, tmp_path, from_checkpoint=str(checkpoint), iw_samples=20)
     check_outputs(tmp_path, [0])
-    assert not (tmp_path / "runs").exists()
+    assert list((tmp_path / "runs").glob("**/*.pt")) == []  # only the pixels' kNN baseline is stored there
     assert m["runs"]["0"]["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     assert m["summary"]["test_loss"]["sd"] is None and m["runs"]["0"]["epochs_reused"] == 1
 
@@ -324,3 +325,15 @@ def test_cli_smoke_report_on_the_real_data(real_data_dir, tmp_path, monkeypatch,
     assert 0.5 < m["summary"]["knn_accuracy"]["mean"] <= 1 and 0.5 < m["knn_accuracy_pixels"] <= 1
     assert 300 < m["summary"]["test_loss"]["mean"] < 543  # better than a uniform guess (784 ln 2) after one epoch
     assert "nats per image" in capsys.readouterr().out
+
+
+def test_the_pixels_baseline_is_stored_and_reused_only_for_the_same_data_and_k(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(pipeline, "knn_accuracy", lambda *a: calls.append((len(a[0]), a[-1])) or 0.25 * len(calls))
+    data = (torch.rand(40, 784), torch.arange(40) % 10, torch.rand(20, 784), torch.arange(20) % 10)
+    assert pipeline.pixels_knn(data, "fashion-mnist", 5, tmp_path) == 0.25
+    assert pipeline.pixels_knn(data, "fashion-mnist", 5, tmp_path) == 0.25  # stored: not recomputed
+    assert pipeline.pixels_knn(data, "fashion-mnist", 3, tmp_path) == 0.5  # another k
+    smaller = (data[0][:30], data[1][:30], data[2], data[3])
+    assert pipeline.pixels_knn(smaller, "fashion-mnist", 3, tmp_path) == 0.75  # another data subset
+    assert calls == [(40, 5), (40, 3), (30, 3)]

@@ -2,8 +2,9 @@
 figures/metrics.json and REPORT.md as one set.
 
 Checkpoints live in `<runs_dir>/<run_name>/` (vae.config.run_name), shared with the notebooks and the sweep.
-Each evaluation is stored beside its checkpoint (evaluation.json) and reused only when the checkpoint's
-SHA-256, the evaluation settings and the data subset all match, so that a re-run only re-plots.
+Each evaluation is stored beside its checkpoint (evaluation.json), and the pixels' kNN baseline in runs_dir;
+each is reused only when everything that shaped it matches (the checkpoint's SHA-256, the evaluation settings,
+the data subset), so that a re-run only re-plots.
 """
 
 import hashlib
@@ -119,33 +120,44 @@ def versions() -> dict:
     }
 
 
-def evaluate_stored(model, config: Config, checkpoint: Path, data, settings: EvalSettings) -> tuple[dict, bool]:
-    """evaluate_model, reusing the result stored beside the checkpoint when everything that shaped it matches.
+def stored(path: Path, key: dict, compute) -> tuple:
+    """(compute(), False), or (the value an earlier run stored at `path` under the same key, True).
 
-    Returns (values, reused). The stored file is rewritten whenever it does not match.
+    A stored value is reused only when everything that shaped it, `key`, matches; otherwise it is recomputed
+    and replaced. The value must be JSON (lists, not arrays).
     """
-    key = {
-        "checkpoint_sha256": _sha256(checkpoint),
-        "settings": asdict(settings),
-        "data_sizes": data_sizes(data[0], data[2]),
-        "seed": config.seed,
-        "binarize": config.binarize,
-    }
-    stored_path = checkpoint.parent / EVALUATION_NAME
     try:
-        stored = json.loads(stored_path.read_text())
-        if stored["key"] == key:
-            tsne = stored["values"]["tsne"]
-            tsne["embedding"] = np.asarray(tsne["embedding"], dtype=np.float32)
-            return stored["values"], True
+        found = json.loads(path.read_text())
+        if found["key"] == key:
+            return found["value"], True
     except (OSError, ValueError, KeyError, TypeError):
-        pass  # none yet, unreadable, or of another checkpoint or settings: compute it afresh
-    values = evaluate_model(model, data, settings, seed=config.seed, binarize=config.binarize)
-    tsne = values["tsne"]
-    plain = values | {"tsne": tsne | {"embedding": tsne["embedding"].tolist(), "labels": tsne["labels"].tolist()}}
+        pass  # none yet, unreadable, or of another checkpoint, settings or data: compute it afresh
+    value = compute()
     with staged_writes() as stage:
-        stage(stored_path).write_text(json.dumps({"key": key, "values": plain}) + "\n")
-    return values, False
+        stage(path).write_text(json.dumps({"key": key, "value": value}) + "\n")
+    return value, False
+
+
+def evaluate_stored(model, config: Config, checkpoint: Path, sha256: str, data, settings: EvalSettings):
+    """evaluate_model, stored beside the checkpoint and reused for the same checkpoint, settings and data."""
+    key = {"checkpoint_sha256": sha256, "settings": asdict(settings), "data_sizes": data_sizes(data[0], data[2]),
+           "seed": config.seed, "binarize": config.binarize}  # fmt: skip
+
+    def compute():
+        values = evaluate_model(model, data, settings, seed=config.seed, binarize=config.binarize)
+        tsne = values["tsne"]
+        return values | {"tsne": tsne | {"embedding": tsne["embedding"].tolist(), "labels": tsne["labels"].tolist()}}
+
+    values, reused = stored(checkpoint.parent / EVALUATION_NAME, key, compute)
+    values["tsne"]["embedding"] = np.asarray(values["tsne"]["embedding"], dtype=np.float32)
+    return values, reused
+
+
+def pixels_knn(data, dataset: str, k: int, runs_dir) -> float:
+    """The kNN accuracy on raw pixels (the baseline for mu), stored in runs_dir and reused for the same data and k."""
+    key = {"dataset": dataset, "data_sizes": data_sizes(data[0], data[2]), "knn_k": k}
+    x_train, y_train, x_test, y_test = (t.cpu() for t in data)
+    return stored(Path(runs_dir) / "knn_pixels.json", key, lambda: knn_accuracy(x_train, y_train, x_test, y_test, k))[0]
 
 
 def _run_seed(config: Config, options: ReportOptions, data, device, progress: bool) -> dict:
@@ -156,8 +168,8 @@ def _run_seed(config: Config, options: ReportOptions, data, device, progress: bo
         model, config, history = load_model(checkpoint, device)
     else:
         model, history, checkpoint = train_or_load(config, data[0], data[2], options.runs_dir, trained.append, progress)
-    train_wall = time.perf_counter() - start
-    values, reused = evaluate_stored(model, config, checkpoint, data, options.evaluation)
+    train_wall, sha256 = time.perf_counter() - start, _sha256(checkpoint)
+    values, reused = evaluate_stored(model, config, checkpoint, sha256, data, options.evaluation)
     tsne = values.pop("tsne")
     run = {
         **{k: v for k, v in values.items() if k != "seconds"},
@@ -168,7 +180,7 @@ def _run_seed(config: Config, options: ReportOptions, data, device, progress: bo
         "epochs_reused": len(history) - len(trained),
         "evaluation_reused": reused,
         "checkpoint": str(checkpoint),
-        "checkpoint_sha256": _sha256(checkpoint),
+        "checkpoint_sha256": sha256,
         "history": history,
     }
     seconds = values["seconds"] if not reused else {}
@@ -222,7 +234,7 @@ def make_report(config: Config, options: ReportOptions, progress: bool = True) -
     shown = results[0]
     runs = {r["config"].seed: r["run"] for r in results}
     knn_start = time.perf_counter()
-    pixels = knn_accuracy(x_train.cpu(), y_train.cpu(), x_test.cpu(), y_test.cpu(), options.evaluation.knn_k)
+    pixels = pixels_knn(data, config.dataset, options.evaluation.knn_k, options.runs_dir)
     timings = {f"seed{r['config'].seed}_{k}_seconds": v for r in results for k, v in r["seconds"].items()}
     timings["knn_pixels_seconds"] = time.perf_counter() - knn_start
     figures = make_figures(shown["model"], shown["run"]["history"], shown["tsne"], shown["run"], x_test, y_test,
