@@ -19,6 +19,7 @@ from vae import data as vdata
 from vae import load_checkpoint, pipeline
 from vae import sweep as vsweep
 from vae.__main__ import main
+from vae.config import Config, run_name
 from vae.train import CHECKPOINT_NAME
 
 TINY = ["--batch-size", "32", "--hidden-dim", "16", "--latent-dim", "2", "--device", "cpu"]
@@ -223,6 +224,24 @@ def test_a_smoke_report_writes_only_under_runs_smoke(data_dir, tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "runs"]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["smoke"]
     assert "Wrote runs/smoke/figures/*.png" in capsys.readouterr().out
+
+
+def test_figures_written_into_a_run_folder_do_not_block_the_report(data_dir, tmp_path, monkeypatch, capsys):
+    # Once, a report whose --fig-dir was its own checkpoint's folder blamed "another run" (its own pid) for the lock.
+    monkeypatch.setitem(pipeline.SMOKE, "train_images", 96)
+    monkeypatch.setitem(pipeline.SMOKE, "test_images", 32)
+    runs = tmp_path / "runs"
+    folder = runs / run_name(Config(num_epochs=1, hidden_dim=16, latent_dim=2, batch_size=32, seed=0))
+    common = ["report", "--smoke", "--data-dir", str(data_dir), *TINY, "--runs-dir", str(runs)]
+    assert main([*common, "--fig-dir", str(folder), "--report-path", str(tmp_path / "R.md")]) == 0
+    assert (folder / CHECKPOINT_NAME).is_file() and (folder / "metrics.json").is_file()
+    assert "in use" not in capsys.readouterr().err
+
+
+def test_the_removed_jobs_option_is_a_one_line_usage_error(no_work, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", "--jobs", "0"])
+    assert e.value.code == 2 and "unrecognized arguments: --jobs 0" in capsys.readouterr().err
 
 
 # Interrupted ---------------------------------------------------------------------------------------------------
