@@ -38,7 +38,7 @@ benchmark: install  ## training and report speed vs the DataLoader pipeline and 
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/report_speed.py
 
-sweep: install  ## the ablations: 14 configs x 3 seeds, resumable; table and figures in figures/experiments/
+sweep: install  ## the ablations: 15 configs x 3 seeds, resumable; table and figures in figures/experiments/
 	$(PY) -m vae sweep
 
 clean:

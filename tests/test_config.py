@@ -65,6 +65,7 @@ BAD_VALUES = [
     ("beta", math.inf),
     ("beta", True),
     ("variance_head", "sd"),
+    ("likelihood", "gaussian"),
     ("binarize", 1),
 ]
 
@@ -96,9 +97,9 @@ def test_round_trip_and_unknown_keys():
 
 
 def test_a_config_saved_before_the_ablation_fields_loads_with_the_original_values():
-    old = {k: v for k, v in Config().to_dict().items() if k not in ("beta", "variance_head", "binarize")}
+    old = {k: v for k, v in Config().to_dict().items() if k not in ("beta", "variance_head", "binarize", "likelihood")}
     c = Config.from_dict(old)
-    assert (c.beta, c.variance_head, c.binarize) == (1.0, "logvar", False)
+    assert (c.beta, c.variance_head, c.binarize, c.likelihood) == (1.0, "logvar", False, "bernoulli")
 
 
 @pytest.mark.parametrize(
@@ -135,6 +136,7 @@ def test_every_field_that_shapes_a_run_changes_its_name():
         "beta": 2.0,
         "variance_head": "softplus",
         "binarize": True,
+        "likelihood": "continuous-bernoulli",
     }
     assert set(changed) == set(Config().to_dict()) - {*RUNTIME_FIELDS, "input_dim"}  # input_dim can only be 784
     names = [run_name(Config(**{field: value})) for field, value in changed.items()]

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from vae import Config, fit
 from vae import evaluate as ev
 from vae.data import fixed_binarization
-from vae.loss import dataset_elbo, elbo_terms
+from vae.loss import cb_log_normalizer, dataset_elbo, elbo_terms
 from vae.model import VAE
 
 KEYS = {
@@ -263,3 +263,17 @@ def test_compare_representations_finds_the_informative_code():
     assert result["knn"]["μ (2-d)"] == 1.0
     assert result["knn"]["pixels (784-d)"] < 0.6 and result["knn"]["PCA of pixels (2-d)"] < 0.6
     assert all(m.shape == (40, 2) for m in result["maps"].values())
+
+
+def test_iwae_with_the_continuous_bernoulli_adds_its_log_normaliser():
+    torch.manual_seed(0)
+    model = VAE(784, 32, 3).eval()
+    x = make_images(8)
+    bernoulli = ev.iwae_nll(model, x, num_samples=1, seed=3)
+    continuous = ev.iwae_nll(model, x, num_samples=1, seed=3, likelihood="continuous-bernoulli")
+    # K = 1: the same single z per image in both (same seed), so they differ by -sum_i log C(lambda_i) alone
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        eps = torch.randn((8, 1, 3), generator=torch.Generator().manual_seed(3))[:, 0]
+        logits = model.decode(mu + torch.exp(0.5 * logvar) * eps)
+    torch.testing.assert_close(continuous, bernoulli - cb_log_normalizer(logits).sum(dim=1), rtol=0, atol=1e-3)

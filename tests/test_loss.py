@@ -1,9 +1,13 @@
 """The loss: the closed-form KL and the BCE against torch.distributions, per image, over a dataset."""
 
+import math
+
+import pytest
 import torch
-from torch.distributions import Bernoulli, Normal, kl_divergence
+from torch.distributions import Bernoulli, ContinuousBernoulli, Normal, kl_divergence
 
 from vae import VAE, dataset_elbo, elbo_terms, loss_per_image
+from vae.loss import cb_log_normalizer, cb_mean
 
 
 def random_terms(batch=16, latent_dim=5, seed=0):
@@ -71,3 +75,65 @@ def test_dataset_elbo_recomputes_batchwise_terms():
     assert abs(result["bce"] - bce.mean().item()) < 1e-3
     assert abs(result["kl"] - kl.mean().item()) < 1e-4
     assert abs(result["loss"] - (bce + kl).mean().item()) < 1e-3
+
+
+# --- The continuous Bernoulli: its normaliser and mean against numerical integration and torch.distributions ---
+
+LAMBDAS = [
+    1e-6,
+    1e-3,
+    0.02,
+    0.2,
+    0.4,
+    0.49,
+    0.5 - 1e-4,
+    0.5 - 1e-7,
+    0.5,
+    0.5 + 1e-7,
+    0.5 + 1e-4,
+    0.51,
+    0.8,
+    0.999,
+    1 - 1e-6,
+]
+
+
+def integrate(f, points: int = 200_001) -> float:
+    """The integral of f over [0, 1] by Simpson's rule, in float64 (an oracle independent of any closed form)."""
+    x = torch.linspace(0, 1, points, dtype=torch.float64)
+    w = torch.ones(points, dtype=torch.float64)
+    w[1:-1:2], w[2:-1:2] = 4, 2
+    return float((w * f(x)).sum() / (3 * (points - 1)))
+
+
+@pytest.mark.parametrize("lam", LAMBDAS)
+def test_the_log_normaliser_and_the_mean_match_numerical_integration(lam):
+    lam64 = torch.tensor(lam, dtype=torch.float64)
+    density = lambda x: lam64**x * (1 - lam64) ** (1 - x)  # noqa: E731, the unnormalised continuous Bernoulli
+    z = integrate(density)
+    logits = torch.logit(lam64)
+    assert cb_log_normalizer(logits).item() == pytest.approx(-math.log(z), abs=1e-9)
+    assert cb_mean(logits).item() == pytest.approx(integrate(lambda x: x * density(x)) / z, abs=1e-9)
+    # float32, as in training: still accurate near λ = 1/2, where the closed form would divide 0 by 0
+    assert cb_log_normalizer(logits.float()).item() == pytest.approx(-math.log(z), abs=1e-6)
+    assert cb_mean(logits.float()).item() == pytest.approx(integrate(lambda x: x * density(x)) / z, abs=1e-6)
+
+
+def test_the_continuous_bernoulli_term_is_a_normalised_density_as_in_torch_distributions():
+    x, logits, mu, logvar = random_terms()
+    x, logits = x.double(), (logits / 3).double()  # torch's own log-normaliser is accurate in float64
+    rec, kl = elbo_terms(x, logits, mu.double(), logvar.double(), "continuous-bernoulli")
+    oracle = -ContinuousBernoulli(logits=logits).log_prob(x).sum(dim=1)
+    torch.testing.assert_close(rec, oracle, rtol=0, atol=1e-6)
+    bce, kl_b = elbo_terms(x, logits, mu.double(), logvar.double())
+    assert torch.equal(kl, kl_b) and torch.all(rec < bce)  # log C > 0: the density is larger than the coin's odds
+    grid = torch.linspace(0, 1, 100_001, dtype=torch.float64).view(-1, 1)  # one pixel's density integrates to 1
+    pixel = torch.exp(-elbo_terms(grid, torch.full_like(grid, 1.7), mu[:1], logvar[:1], "continuous-bernoulli")[0])
+    assert float(torch.trapezoid(pixel, grid.flatten())) == pytest.approx(1.0, abs=1e-8)
+
+
+def test_the_continuous_bernoulli_has_finite_gradients_at_lambda_one_half():
+    logits = torch.tensor([0.0, 1e-8, -1e-4, 5e-3, 40.0, -40.0], requires_grad=True)
+    (cb_log_normalizer(logits).sum() + cb_mean(logits).sum()).backward()
+    assert torch.isfinite(logits.grad).all()
+    assert logits.grad[0] == pytest.approx(1 / 12)  # d/dl of 1/2 + l/12 - ...; log C is even: 0 at l = 0

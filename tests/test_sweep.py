@@ -54,12 +54,13 @@ def contents(folder: Path) -> dict[str, bytes]:
 
 def test_plan_runs_shared_variants_once_under_their_names():
     runs = sw.plan(Config(), seeds=(0, 1, 2))
-    # 4 + 3 + 4 + 1 + 2 distinct variants, the original setting among them, times 3 seeds
-    assert len(runs) == 14 * 3
+    # 4 + 3 + 4 + 2 + 2 distinct variants, the original setting among them, times 3 seeds
+    assert len(runs) == 15 * 3
     assert runs["default,seed=1"] == Config(seed=1)
     assert runs["beta=2.0,variance_head=sigma,seed=0"].variance_head == "sigma"
     assert runs["beta=2.0,variance_head=sigma,seed=0"].beta == 2.0
     assert {"latent_dim=2,seed=2", "binarize=True,seed=0", "lr=0.001,seed=1", "num_epochs=50,seed=0"} <= set(runs)
+    assert runs["likelihood=continuous-bernoulli,seed=0"].likelihood == "continuous-bernoulli"
     assert len({tuple(c.to_dict().items()) for c in runs.values()}) == len(runs)
     smoke = sw.plan(Config(data_dir="d", device="cpu"), ["training"], seeds=(0,), smoke=True)
     assert list(smoke) == ["default,seed=0", "lr=0.001,seed=0", "num_epochs=50,seed=0"]
@@ -158,7 +159,8 @@ def test_a_stored_result_of_another_device_or_data_dir_is_reused(base, settings,
     done, logs = [], []
     monkeypatch.setattr(sw, "run_one", lambda name, *a: done.append(name) or {"metrics": None})
     sw.sweep(runs, tmp_path / "experiments", tmp_path / "runs", settings, smoke=True, log=logs.append)
-    assert done == ["default,seed=0"] and logs[0] == "1 of 2 runs already done; 1 to run"
+    assert done == ["default,seed=0", "likelihood=continuous-bernoulli,seed=0"]
+    assert logs[0] == "1 of 3 runs already done; 2 to run"
 
 
 def test_a_diverged_run_is_recorded_and_the_sweep_goes_on(base, settings, tmp_path, monkeypatch):
@@ -261,7 +263,7 @@ def test_no_stored_results_is_a_clear_error(tmp_path):
 def test_committed_table_is_recomputed_from_the_committed_runs():
     """figures/experiments/ablations.csv holds the numbers sw.table makes of the committed per-run results."""
     results = sw.load_results(COMMITTED)
-    assert len(results) == 42 and all(r["status"] == "ok" and not r["smoke"] for r in results.values())
+    assert len(results) == 45 and all(r["status"] == "ok" and not r["smoke"] for r in results.values())
     ours = list(csv.DictReader(sw.table_csv(sw.table(results)).splitlines()))
     with open(COMMITTED / sw.TABLE_NAME, newline="", encoding="utf-8") as f:
         committed = list(csv.DictReader(f))
@@ -285,5 +287,5 @@ def test_cli_smoke_sweep_on_the_real_data(real_data_dir, tmp_path, capsys):
     # One epoch on 6000 images (measured: -ELBO 416, IWAE 408): better than a uniform guess, 784 ln 2 = 543.
     assert first["diverged"] == 0 and first["iwae_nll_mean"] < first["test_loss_mean"] < 784 * math.log(2)
     assert first["knn_accuracy_mean"] > 0.3  # chance is 0.1
-    assert "sweep of 14 runs" in capsys.readouterr().out
+    assert "sweep of 15 runs" in capsys.readouterr().out
     assert (out / "tsne_kl_weight.png").exists() and (out / "manifold_latent2.png").exists()

@@ -515,3 +515,13 @@ def test_one_epoch_on_the_real_fashion_mnist(real_data_dir):
     _, history = fit(Config(num_epochs=1, device="cpu"), x_train, x_test, progress=False)
     # Measured: 282.9 nats per image after one epoch (seed 0); 784 ln 2 = 543 is a uniform guess.
     assert 260 < history[0]["test_loss"] < 300
+
+
+def test_training_with_the_continuous_bernoulli_records_its_negative_log_density(tiny_config, images):
+    tiny_config.likelihood = "continuous-bernoulli"
+    model, history = fit(tiny_config, *images, progress=False)
+    last = history[-1]
+    assert all(math.isfinite(r["test_loss"]) for r in history)
+    again = dataset_elbo(model, images[1], seed=tiny_config.seed, likelihood="continuous-bernoulli")
+    assert again["loss"] == pytest.approx(last["test_loss"], rel=1e-6)  # the test loss is the density's
+    assert again["loss"] < dataset_elbo(model, images[1], seed=tiny_config.seed)["loss"]  # log C > 0 per pixel

@@ -34,6 +34,9 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beta", type=float, default=d.beta, help="KL weight in the training loss (default: 1)")
     parser.add_argument("--variance-head", default=d.variance_head, help="logvar, sigma or softplus (default: logvar)")
     parser.add_argument("--binarize", action="store_true", help="train on dynamically binarised images")
+    parser.add_argument(
+        "--likelihood", default=d.likelihood, help="bernoulli or continuous-bernoulli (default: %(default)s)"
+    )
 
 
 def add_evaluation_args(parser: argparse.ArgumentParser, iw_samples: int, tsne_points: int) -> None:

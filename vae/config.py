@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 DATASETS = ("fashion-mnist", "mnist")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 VARIANCE_HEADS = ("logvar", "sigma", "softplus")  # see VAE.encode
+LIKELIHOODS = ("bernoulli", "continuous-bernoulli")  # see vae/loss.py
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 # Where a run happens, not what it computes: these may differ between a checkpoint and the config that reuses it.
 RUNTIME_FIELDS = ("device", "data_dir")
@@ -34,6 +35,7 @@ class Config:
     beta: float = 1.0  # weight of the KL in the training loss only; every reported -ELBO uses beta = 1
     variance_head: str = "logvar"  # what the encoder's second head predicts: one of VARIANCE_HEADS
     binarize: bool = False  # train on batches binarised afresh each step; test on one fixed binarisation
+    likelihood: str = "bernoulli"  # or "continuous-bernoulli": a normalised density for grey levels (vae/loss.py)
 
     def __post_init__(self):
         if isinstance(self.data_dir, os.PathLike):
@@ -61,6 +63,8 @@ class Config:
             raise ConfigError(f"config.seed must be in [0, 2**63), got {self.seed!r}")
         if not 0 <= self.beta < float("inf"):
             raise ConfigError(f"config.beta must be a finite number >= 0, got {self.beta!r} (1 is the true ELBO)")
+        if self.likelihood not in LIKELIHOODS:
+            raise ConfigError(f"config.likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
         if self.variance_head not in VARIANCE_HEADS:
             raise ConfigError(f"config.variance_head must be one of {VARIANCE_HEADS}, got {self.variance_head!r}")
         if not self.data_dir:

@@ -21,7 +21,7 @@ from torch.distributions import Normal, kl_divergence
 from torch.nn import functional as F
 
 from vae.data import fixed_binarization
-from vae.loss import dataset_elbo
+from vae.loss import cb_log_normalizer, dataset_elbo
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): unit j is active if Cov_x(E_q[z_j|x]) > 0.01
 IWAE_ROWS = 8192  # decoder rows (images x samples) per step: big enough for fast matmuls, small enough for cache
@@ -63,7 +63,9 @@ def bits_per_dim(nats_per_image: float, input_dim: int = 784) -> float:
 
 
 @torch.no_grad()
-def iwae_nll(model, x: torch.Tensor, num_samples: int = 100, seed: int = 0, rows: int = IWAE_ROWS) -> torch.Tensor:
+def iwae_nll(
+    model, x: torch.Tensor, num_samples: int = 100, seed: int = 0, rows: int = IWAE_ROWS, likelihood="bernoulli"
+) -> torch.Tensor:
     """Importance-weighted estimate of -log p(x) per image (N,), nats, with K = num_samples z ~ q(z|x) each.
 
     -log p(x) ~= -log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x)   (Burda et al., 2016, eq. 8).
@@ -86,6 +88,8 @@ def iwae_nll(model, x: torch.Tensor, num_samples: int = 100, seed: int = 0, rows
         logits = model.decode(z.flatten(0, 1)).view(len(xb), num_samples, -1)  # (B, K, 784)
         # log p(x|z) = sum_i x_i l_i - softplus(l_i): the dot product as a batched matmul, then one elementwise pass.
         log_px_z = torch.bmm(logits, xb.unsqueeze(2)).squeeze(2) - F.softplus(logits).sum(dim=2)  # (B, K)
+        if likelihood == "continuous-bernoulli":  # its normaliser: a density on [0, 1], not a cross-entropy
+            log_px_z = log_px_z + cb_log_normalizer(logits).sum(dim=2)
         log_w = log_px_z + prior.log_prob(z).sum(dim=2) - q.log_prob(z).sum(dim=2)  # (B, K)
         out[start : start + len(xb)] = math.log(num_samples) - torch.logsumexp(log_w, dim=1)
     return out
@@ -166,7 +170,7 @@ def compare_representations(
     return {"knn": knn, "maps": maps}
 
 
-def evaluate_model(model, data, settings: EvalSettings, seed: int = 0, binarize: bool = False) -> dict:
+def evaluate_model(model, data, settings: EvalSettings, seed=0, binarize=False, likelihood="bernoulli") -> dict:
     """Every number for a trained model: data = (x_train, y_train, x_test, y_test), scored on the test split.
 
     Losses are the true -ELBO (beta = 1) and the IWAE estimate, in nats per image (and bits per pixel);
@@ -184,11 +188,11 @@ def evaluate_model(model, data, settings: EvalSettings, seed: int = 0, binarize:
         seconds[name] = time.perf_counter() - start
         start = time.perf_counter()
 
-    elbo = dataset_elbo(model, x_test, seed=seed)
+    elbo = dataset_elbo(model, x_test, seed=seed, likelihood=likelihood)
     train_mu, _ = encode_posterior(model, x_train)
     mu, logvar = encode_posterior(model, x_test)  # (N, latent_dim) each
     lap("elbo")
-    nll = iwae_nll(model, x_test, settings.iw_samples, seed=seed).double()  # (N,)
+    nll = iwae_nll(model, x_test, settings.iw_samples, seed=seed, likelihood=likelihood).double()  # (N,)
     lap("iwae")
     knn = knn_accuracy(train_mu.cpu(), y_train.cpu(), mu.cpu(), y_test.cpu(), settings.knn_k)
     lap("knn")

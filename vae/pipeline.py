@@ -141,10 +141,10 @@ def stored(path: Path, key: dict, compute) -> tuple:
 def evaluate_stored(model, config: Config, checkpoint: Path, sha256: str, data, settings: EvalSettings):
     """evaluate_model, stored beside the checkpoint and reused for the same checkpoint, settings and data."""
     key = {"checkpoint_sha256": sha256, "settings": asdict(settings), "data_sizes": data_sizes(data[0], data[2]),
-           "seed": config.seed, "binarize": config.binarize}  # fmt: skip
+           "seed": config.seed, "binarize": config.binarize, "likelihood": config.likelihood}  # fmt: skip
 
     def compute():
-        values = evaluate_model(model, data, settings, seed=config.seed, binarize=config.binarize)
+        values = evaluate_model(model, data, settings, config.seed, config.binarize, config.likelihood)
         tsne = values["tsne"]
         return values | {"tsne": tsne | {"embedding": tsne["embedding"].tolist(), "labels": tsne["labels"].tolist()}}
 

@@ -24,10 +24,11 @@ import torch
 from vae import plots
 from vae.checkpoint import load_model
 from vae.config import RUNTIME_FIELDS, Config, run_name
-from vae.data import class_names, load_data
-from vae.evaluate import EvalSettings, evaluate_model
+from vae.data import class_names, load_data, load_split
+from vae.evaluate import EvalSettings, evaluate_model, first_of_each_class
 from vae.files import staged_writes
 from vae.literature import ORIGINAL_REPORT_LOSS
+from vae.loss import cb_mean
 from vae.train import CHECKPOINT_NAME, TrainingDiverged, train_or_load
 
 # ablation -> [(label, overrides of the default Config)]; {} is the original report's setting, shared by all.
@@ -54,6 +55,7 @@ ABLATIONS = {
     "data_protocol": [
         ("grey-level BCE (original)", {}),
         ("dynamically binarised", {"binarize": True}),
+        ("continuous Bernoulli", {"likelihood": "continuous-bernoulli"}),
     ],
     "training": [
         ("10 epochs, lr 3e-4 (original)", {}),
@@ -67,6 +69,7 @@ READINGS_NAME = "loss_readings.json"
 METRICS = ("test_loss", "iwae_nll", "test_kl", "knn_accuracy", "active_units")  # the table's columns
 TSNE_ABLATION = "kl_weight"  # its seed-0 runs store a t-SNE of test-set μ for the small multiples
 MANIFOLD_RUN = {"latent_dim": 2}  # its seed-0 model draws the 2-D manifold
+LIKELIHOOD_RUNS = ({}, {"likelihood": "continuous-bernoulli"})  # their seed-0 models' reconstructions side by side
 SMOKE_IMAGES = {"train_images": 6000, "test_images": 1000}
 
 
@@ -110,7 +113,7 @@ def run_one(name: str, config: Config, data, out_dir, runs_dir, settings: EvalSe
         with_tsne = name in {variant_name(o, 0) for _, o in ABLATIONS[TSNE_ABLATION]}  # the small multiples
         start = time.perf_counter()
         values = evaluate_model(model, data, settings if with_tsne else replace(settings, tsne_points=0),
-                                seed=config.seed, binarize=config.binarize)  # fmt: skip
+                                config.seed, config.binarize, config.likelihood)  # fmt: skip
         tsne = values.pop("tsne", None)
         keep = ("test_loss", "test_bce", "test_kl", "iwae_nll", "knn_accuracy", "active_units")
         metrics = {k: values[k] for k in keep} | {"train_seconds": train_seconds}
@@ -130,7 +133,8 @@ def _stored(path: Path, config: Config, smoke: bool, evaluation: dict) -> bool:
         return False
     stored = json.loads(path.read_text())
     wanted = {"config": config.to_dict(), "smoke": smoke, "evaluation": evaluation}
-    found = {"config": stored["config"], "smoke": stored["smoke"], "evaluation": stored.get("evaluation", evaluation)}
+    found = {"config": Config.from_dict(stored["config"]).to_dict(), "smoke": stored["smoke"]}  # defaults filled in
+    found["evaluation"] = stored.get("evaluation", evaluation)
     for d in (wanted["config"], found["config"]):
         for key in RUNTIME_FIELDS:
             d.pop(key, None)
@@ -270,11 +274,39 @@ def figures(results: dict[str, dict], seeds=SEEDS, runs_dir=None, dataset="fashi
     readings = loss_readings(results)
     if readings:
         out["loss_readings"] = plots.loss_readings(readings, ORIGINAL_REPORT_LOSS)
-    manifold = results.get(variant_name(MANIFOLD_RUN, 0))  # its checkpoint is in the run's own folder
-    path = Path(runs_dir or "") / run_name(Config.from_dict(manifold["config"])) / CHECKPOINT_NAME if manifold else None
-    if runs_dir is not None and path and path.exists():
-        out["manifold_latent2"] = plots.manifold_grid(load_model(path)[0])
+    manifold = _model(results.get(variant_name(MANIFOLD_RUN, 0)), runs_dir)
+    if manifold is not None:
+        out["manifold_latent2"] = plots.manifold_grid(manifold)
+    bernoulli, continuous = (_model(results.get(variant_name(o, 0)), runs_dir) for o in LIKELIHOOD_RUNS)
+    if bernoulli is not None and continuous is not None:
+        out["reconstructions_likelihood"] = likelihood_reconstructions(bernoulli, continuous, results, dataset)
     return out
+
+
+def _model(result: dict | None, runs_dir):
+    """The trained model of a stored result, from its checkpoint in `<runs_dir>/<run_name>/`; None if absent."""
+    if result is None or runs_dir is None:
+        return None
+    path = Path(runs_dir) / run_name(Config.from_dict(result["config"])) / CHECKPOINT_NAME
+    return load_model(path)[0] if path.exists() else None
+
+
+@torch.no_grad()
+def likelihood_reconstructions(bernoulli, continuous, results: dict, dataset: str):
+    """The first test image of each class, decoded from μ by the Bernoulli and the continuous-Bernoulli models."""
+    data_dir = next(iter(results.values()))["config"]["data_dir"]
+    x, y = load_split(dataset, "test", data_dir)
+    first = first_of_each_class(y)[:, 0]
+    x = x[first]  # (10, 784)
+    logits_b, logits_c = (model.decode(model.encode(x)[0]) for model in (bernoulli, continuous))
+    rows = {
+        "test image": x,
+        "Bernoulli: its mean λ": torch.sigmoid(logits_b),
+        "cont. Bernoulli: its mean": cb_mean(logits_c),
+        "cont. Bernoulli: its λ": torch.sigmoid(logits_c),
+    }
+    names = [class_names(dataset)[int(c)] for c in y[first]]
+    return plots.image_rows(rows, names, "Reconstructions from μ: the mean of each likelihood (and the λ it is not)")
 
 
 def write_outputs(results: dict[str, dict], out_dir, runs_dir=None, seeds=SEEDS, dataset="fashion-mnist") -> list:

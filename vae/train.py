@@ -55,7 +55,7 @@ def data_sizes(train_x, test_x) -> dict[str, int]:
 def reuse_problem(state: dict, config: Config, sizes: dict, any_epochs: bool = True) -> str | None:
     """Why a checkpoint cannot continue (or, with any_epochs=False, stand for) a run of `config`; None if it can."""
     keep = (*RUNTIME_FIELDS, "num_epochs")
-    saved = {k: v for k, v in state["config"].items() if k not in keep}
+    saved = {k: v for k, v in Config.from_dict(state["config"]).to_dict().items() if k not in keep}  # defaults filled
     wanted = {k: v for k, v in config.to_dict().items() if k not in keep}
     if saved != wanted:
         diff = {k: (saved.get(k), wanted.get(k)) for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k)}
@@ -164,7 +164,7 @@ def _train(config: Config, device, train_x, test_x, path, state, callback, progr
             train_bce, train_kl = (train.sum(dim=0) / len(train_x)).tolist()
             train_seconds = time.perf_counter() - start
             model.eval()
-            test = dataset_elbo(model, test_x, seed=config.seed)
+            test = dataset_elbo(model, test_x, seed=config.seed, likelihood=config.likelihood)
             record = {
                 "epoch": epoch,
                 "train_loss": train_bce + train_kl,
@@ -195,7 +195,7 @@ def _train_epoch(model, optimizer, generator, config: Config, train_x, bar) -> t
         if config.binarize:
             x = torch.bernoulli(x, generator=generator)  # dynamic binarisation: pixel ~ Bernoulli(grey level)
         logits, mu, logvar = model(x, generator)
-        bce, kl = elbo_terms(x, logits, mu, logvar)
+        bce, kl = elbo_terms(x, logits, mu, logvar, config.likelihood)
         loss = (bce + config.beta * kl).mean()  # nats per image; beta = 1 is the negative ELBO
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
