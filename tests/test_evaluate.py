@@ -277,3 +277,15 @@ def test_iwae_with_the_continuous_bernoulli_adds_its_log_normaliser():
         eps = torch.randn((8, 1, 3), generator=torch.Generator().manual_seed(3))[:, 0]
         logits = model.decode(mu + torch.exp(0.5 * logvar) * eps)
     torch.testing.assert_close(continuous, bernoulli - cb_log_normalizer(logits).sum(dim=1), rtol=0, atol=1e-3)
+
+
+def test_k_convergence_gives_each_k_its_iwae_bound_and_standard_error(trained):
+    model, (_, _, x, _) = trained  # 128 test images
+    records = ev.k_convergence(model, x, ks=(1, 10, 100), seed=4)
+    assert [r["k"] for r in records] == [1, 10, 100]
+    for r in records:  # each recomputed from iwae_nll: the mean and std / sqrt(N) of the per-image estimates
+        nll = ev.iwae_nll(model, x, r["k"], seed=4).double()
+        assert r["bound"] == pytest.approx(nll.mean().item())
+        assert r["se"] == pytest.approx(nll.std().item() / math.sqrt(128))
+    bounds = [r["bound"] for r in records]
+    assert bounds[0] > bounds[1] > bounds[2]  # a tighter bound with more samples (here by far more than the se)

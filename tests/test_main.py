@@ -3,6 +3,8 @@ be written, or a run already there, is refused before training (exit 1); each co
 or in its defaults, never elsewhere."""
 
 import errno
+import json
+import math
 import signal
 import subprocess
 import sys
@@ -265,3 +267,24 @@ def test_an_interrupted_training_says_how_to_resume_and_resumes_bit_identically(
     assert main([*cli, "--out", str(run), "--resume"]) == 0
     assert main([*cli, "--out", str(tmp_path / "reference")]) == 0
     assert_same_run(run, tmp_path / "reference", EPOCHS)
+
+
+def test_bounds_adds_a_models_records_and_keeps_the_others(data_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data-dir", str(data_dir), "--out", str(run), *TINY, "--epochs", "1"]) == 0
+    out = tmp_path / "literature"
+    common = ["bounds", "--checkpoint", str(run / CHECKPOINT_NAME), "--data-dir", str(data_dir), "--out", str(out)]
+    assert main([*common, "--ks", "1", "3", "--label", "a", "--device", "cpu"]) == 0
+    assert main([*common, "--ks", "2", "--label", "b", "--device", "cpu"]) == 0
+    assert main([*common, "--ks", "1", "--label", "a", "--device", "cpu"]) == 0  # replaces a's records
+    records = json.loads((out / "k_convergence.json").read_text())
+    assert [(r["model"], r["k"]) for r in records] == [("b", 2), ("a", 1)]
+    assert all(math.isfinite(r["bound"]) and r["se"] > 0 for r in records)
+    assert (out / "k_convergence.png").is_file() and "a: K=1: " in capsys.readouterr().out
+
+
+def test_bad_bounds_options_are_refused_before_any_work(no_work, capsys):
+    for argv, says in ((["--ks", "0"], "--ks must be integers >= 1"), ([], "no such file")):
+        with pytest.raises(SystemExit) as e:
+            main(["bounds", "--checkpoint", "missing.pt", *argv])
+        assert e.value.code == 2 and says in capsys.readouterr().err

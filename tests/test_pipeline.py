@@ -42,7 +42,7 @@ def options(root: Path, **kw) -> pipeline.ReportOptions:
         iw_samples=kw.pop("iw_samples", 10), tsne_points=20, tsne_perplexity=5.0, tsne_max_iter=250
     )
     paths = {"fig_dir": root / "figures", "report_path": root / "REPORT.md", "runs_dir": root / "runs",
-             "sweep_dir": root / "experiments"}  # fmt: skip
+             "sweep_dir": root / "experiments", "bounds_dir": root / "literature"}  # fmt: skip
     return pipeline.ReportOptions(evaluation=evaluation, **{k: str(v) for k, v in paths.items()} | kw)
 
 

@@ -422,3 +422,17 @@ def test_posterior_draws_shows_the_image_its_mean_decoding_and_each_draw(tiny_co
     for col, image in enumerate(expected):
         np.testing.assert_allclose(cell(col), image.view(28, 28).numpy(), atol=1e-6)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "from μ", "draw 1", "draw 2", "draw 3"]
+
+
+def test_k_convergence_draws_one_line_per_model_with_its_standard_errors(tmp_path):
+    records = [
+        {"model": m, "k": k, "bound": b - 0.5 * i, "se": 0.1}
+        for m, b in (("small", 250.0), ("large", 230.0))
+        for i, k in enumerate((1, 10, 100))
+    ]
+    fig = plots.k_convergence(records)
+    (ax,) = fig.get_axes()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["small", "large"]
+    assert ax.get_xscale() == "log" and "axis not from 0" in ax.get_ylabel()
+    path = plots.save_figure(fig, "k", tmp_path)
+    assert int.from_bytes(path.read_bytes()[16:20], "big") <= 1600

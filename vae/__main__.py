@@ -122,6 +122,39 @@ def sweep(args, config: Config) -> None:
     print(f"sweep of {len(runs)} runs: {seconds:.0f} s for the runs not yet done; {len(written)} files in {args.out}/")
 
 
+def bounds_options(args):
+    if not args.ks or any(k < 1 for k in args.ks):
+        raise ValueError(f"--ks must be integers >= 1, got {args.ks}")
+    if not Path(args.checkpoint).is_file():
+        raise ValueError(f"--checkpoint {args.checkpoint}: no such file")
+    return None
+
+
+def bounds(args, config: Config) -> None:
+    import json
+
+    from vae import plots
+    from vae.checkpoint import load_model
+    from vae.data import fixed_binarization
+    from vae.evaluate import k_convergence
+    from vae.files import staged_writes
+
+    writable(args.out, "--out")
+    model, trained, _ = load_model(args.checkpoint, pick_device(config.device))
+    x_test = load_data(trained.dataset, config.data_dir)[2]  # the whole test split
+    if trained.binarize:
+        x_test = fixed_binarization(x_test)  # as the model was scored in training
+    found = k_convergence(model, x_test, args.ks, seed=trained.seed, likelihood=trained.likelihood)
+    path = Path(args.out) / "k_convergence.json"
+    kept = [r for r in json.loads(path.read_text()) if r["model"] != args.label] if path.exists() else []
+    records = kept + [{"model": args.label, **r} for r in found]  # other models' records stay
+    with staged_writes() as stage:
+        stage(path).write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+        plots.save_figure(plots.k_convergence(records), "k_convergence", args.out, stage)
+    listing = ", ".join(f"K={r['k']}: {r['bound']:.2f} ± {r['se']:.2f}" for r in found)
+    print(f"{args.label}: {listing} nats per image; wrote {path} and k_convergence.png")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vae", description="A VAE on Fashion-MNIST.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="table and figures (default: figures/experiments, or runs/smoke/experiments)")
     p.add_argument("--runs-dir", help="checkpoints (default: runs, or runs/smoke)")
     p.set_defaults(run=sweep, options=sweep_options)
+
+    p = commands.add_parser(
+        "bounds",
+        help="the IWAE bound on -log p(x) at several K for a trained model, as a table and a figure",
+        description="Estimate -log p(x) on the test split by importance sampling at each K (K = 1 is the -ELBO), "
+        "with standard errors over the test images; add the model's records to OUT/k_convergence.json and redraw "
+        "OUT/k_convergence.png (other models' records stay).",
+        epilog="example: python -m vae bounds --checkpoint 'runs/default,seed=0/checkpoint.pt' --label default",
+    )
+    p.add_argument("--checkpoint", required=True, help="a checkpoint written by train or report")
+    p.add_argument("--ks", type=int, nargs="+", default=[1, 10, 100, 1000, 5000], help="default: %(default)s")
+    p.add_argument("--label", default="default", help="the model's name in the table (default: %(default)s)")
+    p.add_argument("--out", default="figures/literature", help="default: %(default)s")
+    p.add_argument("--data-dir", default=DEFAULTS.data_dir, help="where the dataset is kept (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="default: %(default)s")
+    p.set_defaults(run=bounds, options=bounds_options)
     return parser
 
 

@@ -95,6 +95,18 @@ def iwae_nll(
     return out
 
 
+def k_convergence(model, x, ks=(1, 10, 100, 1000, 5000), seed: int = 0, likelihood="bernoulli") -> list[dict]:
+    """The IWAE bound on -log p(x) at each K: {"k", "bound": mean over x, "se": its standard error}, nats per image.
+
+    K = 1 is the -ELBO; the bound falls towards -log p(x) as K grows, which is why a paper's K must be matched.
+    """
+    records = []
+    for k in ks:
+        nll = iwae_nll(model, x, k, seed=seed, likelihood=likelihood).double()  # (N,)
+        records.append({"k": k, "bound": nll.mean().item(), "se": (nll.std() / math.sqrt(len(nll))).item()})
+    return records
+
+
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q(z_j|x) || N(0, 1)) for each latent dim j (latent_dim,), averaged over images; nats per image."""
     q = Normal(mu, torch.exp(0.5 * logvar))

@@ -64,6 +64,7 @@ class ReportOptions:
     report_path: str | None = None  # default: REPORT.md, or runs/smoke/REPORT.md
     runs_dir: str | None = None  # default: runs, or runs/smoke
     sweep_dir: str = "figures/experiments"  # the stored sweep whose table REPORT.md includes, if it is there
+    bounds_dir: str = "figures/literature"  # the stored K-convergence (python -m vae bounds), if it is there
     from_checkpoint: str | None = None  # evaluate this checkpoint instead of training
     smoke: bool = False  # tiny and fast, for CI: see SMOKE
 
@@ -256,7 +257,10 @@ def make_report(config: Config, options: ReportOptions, progress: bool = True) -
         "timings": timings | {"total_seconds": time.perf_counter() - start},
     }
     sweep = load_table(options.sweep_dir)
-    text = report.render(metrics, options.fig_dir, options.report_path, sweep, options.sweep_dir)
+    bounds_path = Path(options.bounds_dir) / "k_convergence.json"
+    bounds = json.loads(bounds_path.read_text()) if bounds_path.exists() else None
+    text = report.render(metrics, options.fig_dir, options.report_path, sweep, options.sweep_dir, bounds,
+                         options.bounds_dir)  # fmt: skip
     fig_dir = Path(options.fig_dir)
     with staged_writes() as stage:  # the whole set, or none of it
         for name, fig in figures.items():

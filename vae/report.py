@@ -147,14 +147,35 @@ def fields(m: dict, fig: str, report_path) -> dict:
     }  # fmt: skip
 
 
-def render(m: dict, fig_dir, report_path, sweep=None, sweep_dir=None) -> str:
-    """REPORT.md from the metrics (and, if given, the sweep's stored (rows, readings) in sweep_dir)."""
+def render(m: dict, fig_dir, report_path, sweep=None, sweep_dir=None, bounds=None, bounds_dir=None) -> str:
+    """REPORT.md from the metrics; with the sweep's stored table and the stored K-convergence, their sections."""
     text = Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         fields(m, _relative(fig_dir, report_path), report_path)
     )
     if sweep:
         text += "\n" + ablations_section(sweep, _relative(sweep_dir, report_path))
+    if bounds:
+        text += "\n" + bounds_section(bounds, _relative(bounds_dir, report_path))
     return text
+
+
+def bounds_section(records: list[dict], link: str) -> str:
+    """The section on the IWAE bound against K, per model, from the records of `python -m vae bounds`."""
+    falls = []
+    for model in dict.fromkeys(r["model"] for r in records):
+        mine = sorted((r for r in records if r["model"] == model), key=lambda r: r["k"])
+        drop = mine[0]["bound"] - mine[-1]["bound"]
+        falls.append(f"{model}: {drop:.2f} nats per image from K = {mine[0]['k']} to K = {mine[-1]['k']}")
+    rows = "".join(f"| {r['model']} | {r['k']} | {r['bound']:.2f} ± {r['se']:.2f} |\n" for r in records)
+    return (
+        "## How tight is the bound? The IWAE estimate against K\n\n"
+        "The importance-weighted bound on −log p(x) (Burda et al., 2016) with K samples per test image; K = 1 is "
+        "the −ELBO. In expectation it can only fall as K grows, towards −log p(x); ± is the standard error over the "
+        "test images. Produced by `python -m vae bounds`. How far it falls: " + "; ".join(falls) + ". A number is "
+        "comparable with a paper's only at the paper's K.\n\n"
+        "| model | K | bound on −log p(x), nats per image |\n| --- | --- | --- |\n" + rows + "\n"
+        f"![IWAE bound against K]({link}/k_convergence.png)\n"
+    )
 
 
 # --- The ablations: the sweep's table and what it says -----------------------------------------------------------
