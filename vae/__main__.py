@@ -155,9 +155,7 @@ def bounds(args, config: Config) -> None:
     print(f"{args.label}: {listing} nats per image; wrote {path} and k_convergence.png")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m vae", description="A VAE on Fashion-MNIST.")
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_train_command(commands) -> None:
     p = commands.add_parser(
         "train",
         help="train the VAE and save a checkpoint",
@@ -171,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
     p.set_defaults(run=train, options=None)
 
+
+def add_report_command(commands) -> None:
     p = commands.add_parser(
         "report",
         help="train (or load), evaluate, and write figures/, figures/metrics.json and REPORT.md",
@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default=None, help="checkpoints (default: runs, or runs/smoke)")
     p.set_defaults(run=report, options=report_options)
 
+
+def add_sweep_command(commands) -> None:
     p = commands.add_parser(
         "sweep",
         help="run the ablations (configs x seeds), resumably, and write their table and figures",
@@ -208,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", help="checkpoints (default: runs, or runs/smoke)")
     p.set_defaults(run=sweep, options=sweep_options)
 
+
+def add_bounds_command(commands) -> None:
     p = commands.add_parser(
         "bounds",
         help="the IWAE bound on -log p(x) at several K for a trained model, as a table and a figure",
@@ -223,6 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=DEFAULTS.data_dir, help="where the dataset is kept (default: %(default)s)")
     p.add_argument("--device", default="auto", help="default: %(default)s")
     p.set_defaults(run=bounds, options=bounds_options)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vae", description="A VAE on Fashion-MNIST.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_train_command(commands)
+    add_report_command(commands)
+    add_sweep_command(commands)
+    add_bounds_command(commands)
     return parser
 
 

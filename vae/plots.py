@@ -70,13 +70,9 @@ def reconstructions(model, x: torch.Tensor, y: torch.Tensor, class_names: list[s
     """Originals (top row) over their reconstructions sigmoid(decode(mu)) (bottom row), one per column's class."""
     with torch.no_grad():
         mu, _ = model.encode(x)
-    fig = Figure(figsize=(min(10.5, 1.0 * len(x)), 2.9), layout="constrained")
-    ax = fig.subplots()
-    _show_grid(ax, torch.cat([x, _decode_mean(model, mu)]), nrow=len(x))
-    ax.set_xticks(_centres(len(x)), [class_names[int(c)] for c in y], rotation=30, ha="right")
-    ax.set_yticks(_centres(2), ["original", "reconstruction"])
-    ax.set_title("Test images and their reconstructions from the posterior mean μ")
-    return fig
+    rows = {"original": x, "reconstruction": _decode_mean(model, mu)}
+    names = [class_names[int(c)] for c in y]
+    return image_rows(rows, names, "Test images and their reconstructions from the posterior mean μ")
 
 
 def posterior_draws(model, x: torch.Tensor, z: torch.Tensor) -> Figure:
@@ -92,14 +88,15 @@ def posterior_draws(model, x: torch.Tensor, z: torch.Tensor) -> Figure:
     return fig
 
 
-def image_rows(rows: dict, column_labels: list[str], title: str) -> Figure:
-    """Rows of images (label -> (N, 784) in [0, 1]), one grid, each row labelled, each column named."""
+def image_rows(rows: dict, column_labels: list[str] | None, title: str) -> Figure:
+    """Rows of images (label -> (N, 784) in [0, 1]), one grid, each row labelled, each column named (if given)."""
     n = len(next(iter(rows.values())))
-    fig = Figure(figsize=(min(10.5, 1.0 * n + 2.2), 0.95 * len(rows) + 1.0), layout="constrained")
+    fig = Figure(figsize=(min(10.5, 1.0 * n), 0.95 * len(rows) + 1.0), layout="constrained")
     ax = fig.subplots()
     _show_grid(ax, torch.cat([images.detach().cpu() for images in rows.values()]), nrow=n)
+    if column_labels is not None:
+        ax.set_xticks(_centres(n), column_labels, rotation=30, ha="right")
     ax.set_yticks(_centres(len(rows)), list(rows))
-    ax.set_xticks(_centres(n), column_labels, rotation=30, ha="right")
     ax.set_title(title)
     return fig
 
@@ -173,15 +170,10 @@ def kl_per_dim(kl, variance=None, threshold: float = 0.01) -> Figure:
 
 def class_examples(x: torch.Tensor, y: torch.Tensor, class_names: list[str], per_class: int = 10) -> Figure:
     """The first `per_class` images (N, 784) of each class, one row per class, labelled with the class name."""
-    rows = [x[torch.as_tensor(y, device=x.device) == c][:per_class] for c in range(len(class_names))]
-    if any(len(r) < per_class for r in rows):
-        raise ValueError(f"every class needs {per_class} examples; counts {[len(r) for r in rows]}")
-    fig = Figure(figsize=(0.8 * per_class + 1.6, 0.8 * len(class_names) + 0.4), layout="constrained")
-    ax = fig.subplots()
-    _show_grid(ax, torch.cat(rows), nrow=per_class)
-    ax.set_yticks(_centres(len(class_names)), class_names)
-    ax.set_title(f"The first {per_class} training images of each class")
-    return fig
+    rows = {name: x[torch.as_tensor(y, device=x.device) == c][:per_class] for c, name in enumerate(class_names)}
+    if any(len(r) < per_class for r in rows.values()):
+        raise ValueError(f"every class needs {per_class} examples; counts {[len(r) for r in rows.values()]}")
+    return image_rows(rows, None, f"The first {per_class} training images of each class")
 
 
 def class_scatter(ax, points, y, class_names: list[str]) -> None:
