@@ -149,9 +149,12 @@ def load_weights(model: VAE, path, state: dict | None = None) -> None:
         ) from e
 
 
-def load_model(path, device="cpu") -> tuple[VAE, Config, list]:
-    """Rebuild the trained model from a checkpoint: (model in eval mode on `device`, its config, its history)."""
-    state = load_checkpoint(path)
+def load_model(path, device="cpu", state: dict | None = None) -> tuple[VAE, Config, list]:
+    """Rebuild the trained model from a checkpoint: (model in eval mode on `device`, its config, its history).
+
+    `state`, if given, is the checkpoint already read by `load_checkpoint(path)`, so the file is read once.
+    """
+    state = load_checkpoint(path) if state is None else state
     config = Config.from_dict(state["config"])
     model = VAE.from_config(config)
     load_weights(model, path, state)

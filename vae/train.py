@@ -225,8 +225,9 @@ def train_or_load(config: Config, train_x, test_x, runs_dir, callback=None, prog
     subset all match; a run that stopped early is resumed; a checkpoint that matches neither is an error.
     """
     path = Path(runs_dir) / run_name(config) / CHECKPOINT_NAME
-    if path.is_file() and reuse_problem(load_checkpoint(path), config, data_sizes(train_x, test_x), False) is None:
-        model, _, history = load_model(path, pick_device(config.device))
+    state = load_checkpoint(path) if path.is_file() else None
+    if state is not None and reuse_problem(state, config, data_sizes(train_x, test_x), False) is None:
+        model, _, history = load_model(path, pick_device(config.device), state)
         return model, history, path
     model, history = fit(config, train_x, test_x, path.parent, resume=True, callback=callback, progress=progress)
     return model, history, path
