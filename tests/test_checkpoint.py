@@ -249,6 +249,8 @@ def test_loading_into_a_model_of_another_shape_explains_the_mismatch(saved):
         load_weights(VAE(784, 32, 8), saved)
     assert str(saved) in str(e.value)
     load_weights(VAE(784, 32, 4), saved)  # the right shape loads
+    with pytest.raises(CheckpointError, match=r"holds a 784-32-4 VAE, not 784-32-4 gated"):
+        load_weights(VAE(784, 32, 4, architecture="gated"), saved)  # same sizes, another architecture
 
 
 def test_a_missing_checkpoint_says_how_to_make_one(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vae import Config
-from vae.config import RUNTIME_FIELDS, ConfigError, run_name
+from vae.config import PRESETS, RUNTIME_FIELDS, ConfigError, run_name
 
 
 def test_defaults_are_the_original_reports_experiment():
@@ -67,6 +67,13 @@ BAD_VALUES = [
     ("variance_head", "sd"),
     ("likelihood", "gaussian"),
     ("binarize", 1),
+    ("architecture", "cnn"),
+    ("optimizer", "sgd"),
+    ("warmup_epochs", -1),
+    ("validation_images", -10),
+    ("patience", -1),
+    ("patience", 1.5),
+    ("precision", "fp16"),
 ]
 
 
@@ -137,7 +144,42 @@ def test_every_field_that_shapes_a_run_changes_its_name():
         "variance_head": "softplus",
         "binarize": True,
         "likelihood": "continuous-bernoulli",
+        "architecture": "gated",
+        "optimizer": "adam-normgrad",
+        "warmup_epochs": 100,
+        "validation_images": 10000,
+        "patience": 0,  # stands in for the default below
+        "precision": "bf16",
     }
+    changed["patience"] = 5  # needs a validation split
+    changed["validation_images"] = 5
     assert set(changed) == set(Config().to_dict()) - {*RUNTIME_FIELDS, "input_dim"}  # input_dim can only be 784
-    names = [run_name(Config(**{field: value})) for field, value in changed.items()]
+    needs = {"patience": {"validation_images": 5}}
+    names = [run_name(Config(**{field: value}, **needs.get(field, {}))) for field, value in changed.items()]
     assert len(set(names)) == len(names) and run_name(Config()) not in names
+
+
+def test_the_literature_preset_is_the_published_protocol():
+    # docs/literature-protocol.md: gated 300-300, z = 40, AdamNormGrad 5e-4, batch 100, up to 2000 epochs, KL warm-up
+    # over 100 epochs, early stopping after more than 50 epochs on the last 10,000 training images, binarised data.
+    c = Config(**PRESETS["literature"])
+    assert (c.architecture, c.hidden_dim, c.latent_dim, c.optimizer, c.lr, c.batch_size) == (
+        "gated",
+        300,
+        40,
+        "adam-normgrad",
+        5e-4,
+        100,
+    )
+    assert (c.num_epochs, c.warmup_epochs, c.patience, c.validation_images, c.binarize) == (2000, 100, 50, 10000, True)
+    assert (c.likelihood, c.variance_head, c.precision, c.beta) == ("bernoulli", "logvar", "fp32", 1.0)
+
+
+def test_early_stopping_needs_a_validation_split_never_the_test_set():
+    with pytest.raises(ConfigError, match="patience needs config.validation_images > 0"):
+        Config(patience=5)
+
+
+def test_the_gated_architecture_has_only_the_logvar_head():
+    with pytest.raises(ConfigError, match="variance_head must be 'logvar' with the gated architecture"):
+        Config(architecture="gated", variance_head="sigma")

@@ -21,7 +21,7 @@ from vae import data as vdata
 from vae import load_checkpoint, pipeline
 from vae import sweep as vsweep
 from vae.__main__ import main
-from vae.config import Config, run_name
+from vae.config import PRESETS, Config, run_name
 from vae.train import CHECKPOINT_NAME
 
 TINY = ["--batch-size", "32", "--hidden-dim", "16", "--latent-dim", "2", "--device", "cpu"]
@@ -288,3 +288,58 @@ def test_bad_bounds_options_are_refused_before_any_work(no_work, capsys):
         with pytest.raises(SystemExit) as e:
             main(["bounds", "--checkpoint", "missing.pt", *argv])
         assert e.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_the_literature_preset_sets_the_defaults_and_options_override_it(no_work, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(cli_module, "train", lambda args, config: seen.setdefault("config", config))
+    assert main(["train", "--preset", "literature", "--epochs", "10", "--no-binarize"]) == 0
+    expected = Config(**{**PRESETS["literature"], "num_epochs": 10, "binarize": False})
+    assert seen["config"] == expected  # an option equal to the plain default still overrides the preset
+    assert "literature" not in str(seen["config"])  # the preset is a set of values, not a field
+
+
+def test_an_unknown_preset_is_a_usage_error(no_work, capsys):
+    assert "invalid choice: 'published'" in exit_2(["train", "--preset", "published"], capsys)
+
+
+@pytest.mark.parametrize("dataset", ["fashion-mnist", "mnist"])
+def test_literature_scores_the_best_epoch_and_writes_results_for_each_dataset(
+    dataset, synthetic_dataset, tmp_path, monkeypatch, capsys
+):
+    # A smoke run of the literature protocol on the synthetic images (as MNIST too: the same files in its folder).
+    monkeypatch.setitem(vdata.RAW_FILES, "mnist", vdata.RAW_FILES["fashion-mnist"])
+    raw = vdata.raw_dir(dataset, tmp_path / "data")
+    raw.mkdir(parents=True)
+    for name, data in synthetic_dataset.items():
+        (raw / name).write_bytes(data)
+    run, out = tmp_path / "run", tmp_path / "literature"
+    small = ["--batch-size", "16", "--hidden-dim", "8", "--latent-dim", "2", "--validation-images", "32"]
+    train = ["train", "--preset", "literature", "--dataset", dataset, "--data-dir", str(tmp_path / "data"), *small]
+    assert main([*train, "--epochs", "3", "--out", str(run), "--device", "cpu"]) == 0
+    common = ["literature", "--run-dir", str(run), "--data-dir", str(tmp_path / "data"), "--out", str(out)]
+    assert main([*common, "--ks", "1", "4", "--sweep-dir", str(tmp_path / "no-sweep"), "--device", "cpu"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    entry = results[dataset]
+    history = load_checkpoint(run / CHECKPOINT_NAME)["history"]
+    val = [r["val_loss"] for r in history]
+    assert entry["epochs"] == 3 and entry["best_epoch"] == 1 + val.index(min(val)) and entry["stopped_early"] is False
+    assert entry["curve"]["val_loss"] == [round(v, 3) for v in val]
+    assert entry["iw_samples"] == 4 and entry["published_nll"] == {"fashion-mnist": 228.70, "mnist": 84.45}[dataset]
+    assert entry["config"]["architecture"] == "gated" and entry["config"]["dataset"] == dataset
+    k = {r["k"]: r for r in results["k_convergence"]}
+    assert (k[4]["bound"], k[4]["se"]) == (entry["iwae_nll"], entry["iwae_nll_se"]) and k[4]["bound"] <= k[1][
+        "bound"
+    ] + 1
+    assert results["continuous_bernoulli"] is None  # no stored sweep here
+    assert {p.name for p in out.iterdir()} == {
+        "results.json",
+        "k_convergence.json",
+        "k_convergence.png",
+        "training.png",
+    }
+    assert f"{dataset}: test NLL " in capsys.readouterr().out
+
+
+def test_literature_refuses_a_run_without_a_best_checkpoint(no_work, capsys):
+    assert "--run-dir nowhere has no best.pt" in exit_2(["literature", "--run-dir", "nowhere"], capsys)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from vae import VAE, Config
-from vae.model import LOGVAR_RANGE
+from vae.config import PRESETS
+from vae.model import GATED_LOGVAR_RANGE, LOGVAR_RANGE, GatedDense
 
 
 def test_architecture_is_the_original_reports():
@@ -131,3 +132,43 @@ def test_default_head_is_the_raw_output_as_logvar():
 def test_from_config_builds_the_configured_head_and_sizes():
     model = VAE.from_config(Config(hidden_dim=16, latent_dim=3, variance_head="softplus"))
     assert (model.variance_head, model.latent_dim, model.enc.out_features) == ("softplus", 3, 16)
+
+
+def test_the_gated_architecture_is_the_literatures():
+    # docs/literature-protocol.md: 784 -> GatedDense 300 -> GatedDense 300 -> 40 (mu, logvar); 40 -> 300 -> 300 -> 784.
+    model = VAE.from_config(Config(**PRESETS["literature"]))
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters() if name.endswith("weight")}
+    assert shapes == {
+        "enc.0.h.weight": (300, 784), "enc.0.g.weight": (300, 784),
+        "enc.1.h.weight": (300, 300), "enc.1.g.weight": (300, 300),
+        "enc_mu.weight": (40, 300), "enc_logvar.weight": (40, 300),
+        "dec.0.h.weight": (300, 40), "dec.0.g.weight": (300, 40),
+        "dec.1.h.weight": (300, 300), "dec.1.g.weight": (300, 300),
+        "dec_out.weight": (784, 300),
+    }  # fmt: skip
+
+
+def test_a_gated_layer_is_a_linear_map_times_a_sigmoid_gate():
+    layer = GatedDense(5, 3)
+    x = torch.randn(4, 5)
+    expected = (x @ layer.h.weight.T + layer.h.bias) * (1 / (1 + torch.exp(-(x @ layer.g.weight.T + layer.g.bias))))
+    torch.testing.assert_close(layer(x), expected)
+
+
+def test_gated_weights_are_he_normal():
+    torch.manual_seed(0)
+    model = VAE.from_config(Config(**PRESETS["literature"]))
+    for name, p in model.named_parameters():
+        if name.endswith("weight") and p.numel() >= 10_000:  # enough draws for a 5 % test of the spread
+            std = math.sqrt(2 / p.shape[1])  # He et al. (2015): sqrt(2 / fan_in)
+            assert abs(p.std().item() / std - 1) < 0.05, name
+            assert abs(p.mean().item()) < 0.05 * std, name
+
+
+def test_the_gated_logvar_is_clamped_to_the_hardtanh_range():
+    model = VAE.from_config(Config(architecture="gated", hidden_dim=8, latent_dim=3))
+    with torch.no_grad():
+        model.enc_logvar.bias.fill_(50.0)
+        assert model.encode(torch.rand(4, 784))[1].max().item() == GATED_LOGVAR_RANGE[1]
+        model.enc_logvar.bias.fill_(-50.0)
+        assert model.encode(torch.rand(4, 784))[1].min().item() == GATED_LOGVAR_RANGE[0]

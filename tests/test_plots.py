@@ -436,3 +436,14 @@ def test_k_convergence_draws_one_line_per_model_with_its_standard_errors(tmp_pat
     assert ax.get_xscale() == "log" and "axis not from 0" in ax.get_ylabel()
     path = plots.save_figure(fig, "k", tmp_path)
     assert int.from_bytes(path.read_bytes()[16:20], "big") <= 1600
+
+
+def test_the_literature_figure_has_a_panel_per_dataset_with_the_published_line():
+    entry = {"iwae_nll": 230.5, "iwae_nll_se": 0.25, "iw_samples": 5000, "published_nll": 228.70, "epochs": 3,
+             "best_epoch": 2, "stopped_early": False,
+             "curve": {"val_loss": [300, 260, 261], "test_loss": [301, 262, 263]}}  # fmt: skip
+    fig = plots.literature_training({"fashion-mnist": entry, "mnist": {**entry, "published_nll": 84.45}})
+    assert len(fig.axes) == 2
+    for ax, published in zip(fig.axes, (228.70, 84.45), strict=True):
+        assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [published]
+        assert any("K = 5000: 230.50" in t.get_text() for t in ax.get_legend().get_texts())

@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from vae import VAE, CheckpointError, Config, TrainingDiverged, fit, load_checkp
 from vae import files as vfiles
 from vae import train as vtrain
 from vae.__main__ import main
-from vae.config import ConfigError, run_name
+from vae.config import PRESETS, ConfigError, run_name
 from vae.data import fixed_binarization, iterate_batches
 from vae.loss import dataset_elbo
 from vae.train import CHECKPOINT_NAME, make_optimizer, train_or_load
@@ -517,6 +518,15 @@ def test_one_epoch_on_the_real_fashion_mnist(real_data_dir):
     assert 260 < history[0]["test_loss"] < 300
 
 
+def test_two_epochs_of_the_literature_preset_on_the_real_fashion_mnist(real_data_dir):
+    x_train, _, x_test, _ = load_data("fashion-mnist", real_data_dir)
+    config = Config(**{**PRESETS["literature"], "num_epochs": 2}, device="cpu", data_dir=str(real_data_dir))
+    _, history = fit(config, x_train, x_test, progress=False)
+    # Measured (seed 0, fixed binarised test set): 355.0 then 335.1 nats per image; 784 ln 2 = 543 is a uniform guess.
+    assert 340 < history[0]["test_loss"] < 370 and 320 < history[1]["test_loss"] < history[0]["test_loss"]
+    assert abs(history[1]["val_loss"] - history[1]["test_loss"]) < 5  # held-out training images score like test ones
+
+
 def test_training_with_the_continuous_bernoulli_records_its_negative_log_density(tiny_config, images):
     tiny_config.likelihood = "continuous-bernoulli"
     model, history = fit(tiny_config, *images, progress=False)
@@ -525,3 +535,109 @@ def test_training_with_the_continuous_bernoulli_records_its_negative_log_density
     again = dataset_elbo(model, images[1], seed=tiny_config.seed, likelihood="continuous-bernoulli")
     assert again["loss"] == pytest.approx(last["test_loss"], rel=1e-6)  # the test loss is the density's
     assert again["loss"] < dataset_elbo(model, images[1], seed=tiny_config.seed)["loss"]  # log C > 0 per pixel
+
+
+# The literature protocol's training: AdamNormGrad, KL warm-up, a validation split, early stopping, bf16.
+
+
+def test_normalize_gradients_gives_each_tensor_a_unit_gradient_in_the_same_direction():
+    model = VAE(hidden_dim=8, latent_dim=2)
+    x = torch.rand(16, 784)
+    logits, mu, logvar = model(x)
+    torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum").add(mu.pow(2).sum()).backward()
+    before = {name: p.grad.clone() for name, p in model.named_parameters()}
+    vtrain.normalize_gradients(model)
+    for name, p in model.named_parameters():
+        norm = torch.linalg.vector_norm(before[name])
+        assert math.isclose(torch.linalg.vector_norm(p.grad).item(), 1.0, rel_tol=1e-5), name
+        torch.testing.assert_close(p.grad, before[name] / (norm + 1e-7))
+
+
+@pytest.mark.parametrize(
+    "warmup, beta, weights", [(100, 1.0, {1: 0.01, 50: 0.5, 100: 1.0, 150: 1.0}), (0, 2.0, {1: 2.0, 9: 2.0}),
+                              (4, 2.0, {1: 0.5, 2: 1.0, 4: 2.0})],
+)  # fmt: skip
+def test_the_kl_weight_rises_linearly_over_the_warm_up_to_beta(warmup, beta, weights):
+    config = Config(warmup_epochs=warmup, beta=beta)
+    assert {epoch: vtrain.kl_weight(config, epoch) for epoch in weights} == pytest.approx(weights)
+
+
+@pytest.mark.parametrize(
+    "val_losses, warmup, stops",
+    [
+        ([5, 4, 4, 4], 0, False),  # 2 epochs without a better loss: not more than the patience of 2
+        ([5, 4, 4, 4, 4], 0, True),  # 3 > 2
+        ([5, 4, 4, 4, 3, 3, 3], 0, False),  # a better loss restarts the count
+        ([5, 4, 4, 4, 4], 5, False),  # the count is held at 0 while epoch < warm-up
+        ([5, 4, 4, 4, 4, 4, 4, 4], 5, True),  # epochs 5, 6, 7 count once the warm-up is over
+    ],
+)
+def test_early_stopping_follows_the_protocols_count(val_losses, warmup, stops):
+    config = Config(patience=2, validation_images=10, warmup_epochs=warmup)
+    history = [{"epoch": i + 1, "val_loss": v} for i, v in enumerate(val_losses)]
+    assert vtrain.stopped_early(history, config) is stops
+    assert vtrain.stopped_early(history, replace(config, patience=0)) is False  # 0: never
+
+
+def literature_config(tiny_config, **changes) -> Config:
+    preset = {**PRESETS["literature"], "hidden_dim": 16, "latent_dim": 2, "batch_size": 64, "num_epochs": 4}
+    return replace(tiny_config, **{**preset, "validation_images": 128, "warmup_epochs": 2, "patience": 1, **changes})
+
+
+def test_the_validation_split_is_scored_each_epoch_and_best_pt_holds_its_best_epoch(tiny_config, images, tmp_path):
+    train_x, test_x = images
+    config = literature_config(tiny_config, patience=0)
+    _, history = fit(config, train_x, test_x, tmp_path, progress=False)
+    best_model, _, best_history = load_model(tmp_path / vtrain.BEST_NAME)
+    val_losses = [r["val_loss"] for r in history]
+    assert len(best_history) == 1 + val_losses.index(min(val_losses))
+    # Independent recomputation: the held-out images are the last 128, binarised once; the model of that epoch.
+    val = dataset_elbo(best_model, fixed_binarization(train_x[-128:]), seed=config.seed)
+    assert val["loss"] == pytest.approx(min(val_losses), rel=1e-6)
+
+
+def test_validation_images_never_reach_the_training_step(tiny_config, images, monkeypatch):
+    train_x, test_x = images
+    train_x = train_x.clone()
+    train_x[-128:] = 0.5  # the held-out images, recognisable in any batch
+    seen = []
+    monkeypatch.setattr(vtrain, "iterate_batches", lambda x, *a: (seen.append(x), iterate_batches(x, *a))[1])
+    fit(literature_config(tiny_config, num_epochs=1), train_x, test_x, progress=False)
+    assert len(seen[0]) == 512 - 128 and not (seen[0] == 0.5).all(dim=1).any()
+
+
+def test_a_run_that_stopped_early_is_finished_and_reused(tiny_config, images, tmp_path, monkeypatch):
+    train_x, test_x = images
+    monkeypatch.setattr(vtrain, "stopped_early", lambda history, config: len(history) >= 2)
+    config = literature_config(tiny_config)
+    _, history = fit(config, train_x, test_x, tmp_path / "run", progress=False)
+    assert len(history) == 2  # of 4 epochs asked for
+    _, again, _ = train_or_load(config, train_x, test_x, tmp_path / "store")  # trains, stops at 2
+    _, reused, _ = train_or_load(config, train_x, test_x, tmp_path / "store", callback=pytest.fail)
+    assert losses(reused) == losses(again) == losses(history)
+
+
+def test_adam_normgrad_normalises_every_step(tiny_config, images, monkeypatch):
+    train_x, test_x = images
+    calls = []
+    monkeypatch.setattr(vtrain, "normalize_gradients", calls.append)
+    fit(literature_config(tiny_config, num_epochs=1), train_x, test_x, progress=False)
+    assert len(calls) == -(-(512 - 128) // 64)
+    fit(literature_config(tiny_config, num_epochs=1, optimizer="adam"), train_x, test_x, progress=False)
+    assert len(calls) == -(-(512 - 128) // 64)  # plain Adam: no more calls
+
+
+def test_bf16_autocast_trains_the_same_model_to_within_rounding(tiny_config, images):
+    train_x, test_x = images
+    _, fp32 = fit(tiny_config, train_x, test_x, progress=False)
+    _, bf16 = fit(replace(tiny_config, precision="bf16"), train_x, test_x, progress=False)
+    assert losses(bf16) != losses(fp32)  # autocast was on
+    assert bf16[-1]["test_loss"] == pytest.approx(fp32[-1]["test_loss"], rel=0.02)
+
+
+def test_a_validation_split_as_large_as_the_data_is_refused(tiny_config, images):
+    train_x, test_x = images
+    with pytest.raises(ConfigError, match=r"validation_images \(512\) leaves no training images"):
+        fit(replace(tiny_config, validation_images=512), train_x, test_x)
+    with pytest.raises(ConfigError, match=r"batch_size \(64\) is larger than the dataset \(32 images once 480 are held out for validation\)"):
+        fit(replace(tiny_config, validation_images=480), train_x, test_x)

@@ -10,18 +10,21 @@ import tempfile
 from pathlib import Path
 
 from vae.checkpoint import CheckpointError
-from vae.config import DATASETS, Config, ConfigError
+from vae.config import DATASETS, PRESETS, Config, ConfigError
 from vae.data import DataError, load_data
 from vae.evaluate import EvalSettings
 from vae.files import OutputError
-from vae.train import TrainingDiverged, fit, pick_device
+from vae.train import BEST_NAME, CHECKPOINT_NAME, TrainingDiverged, fit, pick_device
 
 DEFAULTS = Config()
 
 
-def add_config_args(parser: argparse.ArgumentParser) -> None:
-    """The Config fields as options; defaults are the original report's experiment."""
-    d = DEFAULTS
+def add_config_args(parser: argparse.ArgumentParser, d: Config) -> None:
+    """The Config fields as options, with the defaults `d`: the original report's experiment, or a preset's."""
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), help="start from a preset: literature = the published protocol "
+        "(docs/literature-protocol.md); other options override its settings"
+    )  # fmt: skip
     parser.add_argument("--dataset", default=d.dataset, help=f"one of {', '.join(DATASETS)} (default: %(default)s)")
     parser.add_argument("--data-dir", default=d.data_dir, help="where the dataset is kept (default: %(default)s)")
     parser.add_argument("--epochs", dest="num_epochs", type=int, default=d.num_epochs, help="default: %(default)s")
@@ -33,10 +36,28 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps (default: auto = cuda > mps > cpu)")
     parser.add_argument("--beta", type=float, default=d.beta, help="KL weight in the training loss (default: 1)")
     parser.add_argument("--variance-head", default=d.variance_head, help="logvar, sigma or softplus (default: logvar)")
-    parser.add_argument("--binarize", action="store_true", help="train on dynamically binarised images")
+    parser.add_argument(
+        "--binarize", action=argparse.BooleanOptionalAction, default=d.binarize,
+        help="train on dynamically binarised images (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument(
         "--likelihood", default=d.likelihood, help="bernoulli or continuous-bernoulli (default: %(default)s)"
     )
+    parser.add_argument("--architecture", default=d.architecture, help="mlp or gated (default: %(default)s)")
+    parser.add_argument("--optimizer", default=d.optimizer, help="adam or adam-normgrad (default: %(default)s)")
+    parser.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs, help="KL warm-up (default: %(default)s)")
+    parser.add_argument(
+        "--validation-images", type=int, default=d.validation_images,
+        help="hold out the last N training images for validation (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--precision", default=d.precision,
+        help="fp32, or bf16: autocast of the training step (benchmarks/bf16.py) (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--patience", type=int, default=d.patience,
+        help="stop after more than this many epochs without a better validation loss; 0: never (default: %(default)s)",
+    )  # fmt: skip
 
 
 def add_evaluation_args(parser: argparse.ArgumentParser, iw_samples: int, tsne_points: int) -> None:
@@ -138,6 +159,7 @@ def bounds(args, config: Config) -> None:
     from vae.data import fixed_binarization
     from vae.evaluate import k_convergence
     from vae.files import staged_writes
+    from vae.literature import update_records
 
     writable(args.out, "--out")
     model, trained, _ = load_model(args.checkpoint, pick_device(config.device))
@@ -146,8 +168,7 @@ def bounds(args, config: Config) -> None:
         x_test = fixed_binarization(x_test)  # as the model was scored in training
     found = k_convergence(model, x_test, args.ks, seed=trained.seed, likelihood=trained.likelihood)
     path = Path(args.out) / "k_convergence.json"
-    kept = [r for r in json.loads(path.read_text()) if r["model"] != args.label] if path.exists() else []
-    records = kept + [{"model": args.label, **r} for r in found]  # other models' records stay
+    records = update_records(path, args.label, found)
     with staged_writes() as stage:
         stage(path).write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
         plots.save_figure(plots.k_convergence(records), "k_convergence", args.out, stage)
@@ -155,7 +176,61 @@ def bounds(args, config: Config) -> None:
     print(f"{args.label}: {listing} nats per image; wrote {path} and k_convergence.png")
 
 
-def add_train_command(commands) -> None:
+def literature_options(args):
+    if not args.ks or any(k < 1 for k in args.ks):
+        raise ValueError(f"--ks must be integers >= 1, got {args.ks}")
+    for name in (BEST_NAME, CHECKPOINT_NAME):
+        if not (Path(args.run_dir) / name).is_file():
+            raise ValueError(
+                f"--run-dir {args.run_dir} has no {name}: train it with `python -m vae train --preset literature`"
+            )
+    return None
+
+
+def literature(args, config: Config) -> None:
+    import json
+    import time
+
+    from vae import literature as lit
+    from vae import plots
+    from vae.checkpoint import load_checkpoint, load_model
+    from vae.data import fixed_binarization
+    from vae.evaluate import k_convergence
+    from vae.files import staged_writes
+    from vae.pipeline import versions
+    from vae.train import stopped_early
+
+    writable(args.out, "--out")
+    run, out = Path(args.run_dir), Path(args.out)
+    model, trained, best = load_model(run / BEST_NAME, pick_device(config.device))  # the best validation epoch
+    if not (trained.binarize and trained.validation_images):
+        raise ValueError(f"{run} is not a run of the literature protocol (binarised, with a validation split)")
+    history = load_checkpoint(run / CHECKPOINT_NAME)["history"]  # every epoch so far
+    x_test = fixed_binarization(load_data(trained.dataset, config.data_dir)[2])  # as the model was scored in training
+    found = k_convergence(model, x_test, args.ks, seed=trained.seed)
+    records = lit.update_records(out / "k_convergence.json", lit.model_label(trained.dataset), found)
+    results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
+    stopped = stopped_early(history, trained)
+    results[trained.dataset] = lit.run_entry(trained, history, len(best), found, stopped)
+    results |= {
+        "k_convergence": records,
+        "continuous_bernoulli": lit.continuous_bernoulli(Path(args.sweep_dir) / "runs"),
+    }
+    results |= {"versions": versions(), "date": time.strftime("%Y-%m-%d")}
+    with staged_writes() as stage:
+        stage(out / "k_convergence.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+        stage(out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        plots.save_figure(plots.k_convergence(records), "k_convergence", out, stage)
+        plots.save_figure(plots.literature_training(results), "training", out, stage)
+    entry = results[trained.dataset]
+    print(
+        f"{trained.dataset}: test NLL {entry['iwae_nll']:.2f} ± {entry['iwae_nll_se']:.2f} nats per image "
+        f"(IWAE, K = {entry['iw_samples']}; published {entry['published_nll']}), best epoch {len(best)} of "
+        f"{len(history)}{' (stopped early)' if stopped else ''}; wrote {out}/results.json and figures"
+    )
+
+
+def add_train_command(commands, defaults: Config) -> None:
     p = commands.add_parser(
         "train",
         help="train the VAE and save a checkpoint",
@@ -163,14 +238,14 @@ def add_train_command(commands) -> None:
         "the negative ELBO, BCE + KL, in nats per image. A checkpoint is saved in --out after every epoch.",
         epilog="example: python -m vae train --epochs 20 --latent-dim 2 --out runs/z2",
     )
-    add_config_args(p)
+    add_config_args(p, defaults)
     p.add_argument("--out", default="runs/train", help="folder for checkpoint.pt (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt if it exists")
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
     p.set_defaults(run=train, options=None)
 
 
-def add_report_command(commands) -> None:
+def add_report_command(commands, defaults: Config) -> None:
     p = commands.add_parser(
         "report",
         help="train (or load), evaluate, and write figures/, figures/metrics.json and REPORT.md",
@@ -179,7 +254,7 @@ def add_report_command(commands) -> None:
         "write every figure, metrics.json and REPORT.md, as one set.",
         epilog="example: python -m vae report --seeds 0 1 2",
     )
-    add_config_args(p)
+    add_config_args(p, defaults)
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds to train; mean ± sd (default: --seed)")
     add_evaluation_args(p, iw_samples=1000, tsne_points=10000)
     p.add_argument("--from-checkpoint", default=None, metavar="PATH", help="evaluate this checkpoint; no training")
@@ -229,18 +304,42 @@ def add_bounds_command(commands) -> None:
     p.set_defaults(run=bounds, options=bounds_options)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_literature_command(commands) -> None:
+    p = commands.add_parser(
+        "literature",
+        help="score a run of the literature preset against the published test NLL",
+        description="Score the best validation checkpoint of a `train --preset literature` run by IWAE at each K "
+        "on the fixed binarised test set (the published protocol uses K = 5000), and write OUT/results.json, "
+        "OUT/k_convergence.json and the figures k_convergence.png and training.png. Interrupting the training "
+        "first is safe: it resumes with --resume.",
+        epilog="example: python -m vae literature --run-dir runs/literature/fashion-mnist",
+    )
+    p.add_argument("--run-dir", required=True, help="the --out folder of the training run")
+    p.add_argument("--ks", type=int, nargs="+", default=[1, 10, 100, 1000, 5000], help="default: %(default)s")
+    p.add_argument("--out", default="figures/literature", help="default: %(default)s")
+    p.add_argument("--sweep-dir", default="figures/experiments", help="stored sweep (default: %(default)s)")
+    p.add_argument("--data-dir", default=DEFAULTS.data_dir, help="where the dataset is kept (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="default: %(default)s")
+    p.set_defaults(run=literature, options=literature_options)
+
+
+def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with a preset, the config options default to the preset's values (see `main`)."""
+    defaults = Config(**PRESETS[preset]) if preset in PRESETS else DEFAULTS
     parser = argparse.ArgumentParser(prog="python -m vae", description="A VAE on Fashion-MNIST.")
     commands = parser.add_subparsers(dest="command", required=True)
-    add_train_command(commands)
-    add_report_command(commands)
+    add_train_command(commands, defaults)
+    add_report_command(commands, defaults)
     add_sweep_command(commands)
     add_bounds_command(commands)
+    add_literature_command(commands)
     return parser
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
+    preset = argparse.ArgumentParser(add_help=False)
+    preset.add_argument("--preset")
+    parser = build_parser(preset.parse_known_args(argv)[0].preset)  # an unknown preset is refused by the choices
     args = parser.parse_args(argv)
     names = Config.__dataclass_fields__
     try:  # every option, before any work

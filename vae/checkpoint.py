@@ -128,9 +128,10 @@ def load_checkpoint(path) -> dict:
 
 
 def _shape(model_state: dict) -> str:
-    """'784-200-20' for the weights of a VAE (input-hidden-latent), from its state_dict."""
-    hidden, inputs = model_state["enc.weight"].shape
-    return f"{inputs}-{hidden}-{model_state['enc_mu.weight'].shape[0]}"
+    """'784-200-20' for the weights of a VAE (input-hidden-latent), from its state_dict; gated ones say so."""
+    latent, hidden = model_state["enc_mu.weight"].shape
+    gated = " gated" if "enc.0.h.weight" in model_state else ""
+    return f"{model_state['dec_out.weight'].shape[0]}-{hidden}-{latent}{gated}"
 
 
 def load_weights(model: VAE, path, state: dict | None = None) -> None:

@@ -8,6 +8,9 @@ DATASETS = ("fashion-mnist", "mnist")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 VARIANCE_HEADS = ("logvar", "sigma", "softplus")  # see VAE.encode
 LIKELIHOODS = ("bernoulli", "continuous-bernoulli")  # see vae/loss.py
+ARCHITECTURES = ("mlp", "gated")  # see vae/model.py
+OPTIMIZERS = ("adam", "adam-normgrad")  # see vae/train.py
+PRECISIONS = ("fp32", "bf16")  # bf16: autocast of the training step (benchmarks/bf16.py)
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 # Where a run happens, not what it computes: these may differ between a checkpoint and the config that reuses it.
 RUNTIME_FIELDS = ("device", "data_dir")
@@ -36,6 +39,13 @@ class Config:
     variance_head: str = "logvar"  # what the encoder's second head predicts: one of VARIANCE_HEADS
     binarize: bool = False  # train on batches binarised afresh each step; test on one fixed binarisation
     likelihood: str = "bernoulli"  # or "continuous-bernoulli": a normalised density for grey levels (vae/loss.py)
+    # The literature's protocol (PRESETS["literature"], docs/literature-protocol.md); the defaults switch it off.
+    architecture: str = "mlp"  # one of ARCHITECTURES: "gated" is two gated layers on each side
+    optimizer: str = "adam"  # one of OPTIMIZERS: "adam-normgrad" divides each weight's gradient by its norm
+    warmup_epochs: int = 0  # the KL weight rises linearly to beta over this many epochs; 0: no warm-up
+    validation_images: int = 0  # the last N training images are held out, scored each epoch, never trained on
+    patience: int = 0  # stop after more than this many epochs without a lower validation loss; 0: never
+    precision: str = "fp32"  # "bf16": the training step's forward pass under bfloat16 autocast; weights stay fp32
 
     def __post_init__(self):
         if isinstance(self.data_dir, os.PathLike):
@@ -67,6 +77,24 @@ class Config:
             raise ConfigError(f"config.likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
         if self.variance_head not in VARIANCE_HEADS:
             raise ConfigError(f"config.variance_head must be one of {VARIANCE_HEADS}, got {self.variance_head!r}")
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"config.architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.architecture == "gated" and self.variance_head != "logvar":
+            raise ConfigError(
+                f"config.variance_head must be 'logvar' with the gated architecture, got {self.variance_head!r}"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"config.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"config.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name in ("warmup_epochs", "validation_images", "patience"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"config.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.patience and not self.validation_images:
+            raise ConfigError(
+                "config.patience needs config.validation_images > 0: early stopping watches a "
+                "validation split, never the test set"
+            )
         if not self.data_dir:
             raise ConfigError(f"config.data_dir must be a non-empty path, got {self.data_dir!r}")
 
@@ -81,6 +109,15 @@ class Config:
         if unknown:
             raise ConfigError(f"unknown config fields {unknown}; known fields are {sorted(names)}")
         return cls(**d)
+
+
+# The Gaussian-prior VAE baseline of Norouzi et al. (2020), each setting sourced in docs/literature-protocol.md.
+PRESETS = {
+    "literature": dict(
+        architecture="gated", hidden_dim=300, latent_dim=40, optimizer="adam-normgrad", lr=5e-4, batch_size=100,
+        num_epochs=2000, binarize=True, warmup_epochs=100, validation_images=10000, patience=50,
+    ),
+}  # fmt: skip
 
 
 def run_name(config: Config) -> str:

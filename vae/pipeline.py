@@ -259,8 +259,10 @@ def make_report(config: Config, options: ReportOptions, progress: bool = True) -
     sweep = load_table(options.sweep_dir)
     bounds_path = Path(options.bounds_dir) / "k_convergence.json"
     bounds = json.loads(bounds_path.read_text()) if bounds_path.exists() else None
+    literature_path = Path(options.bounds_dir) / "results.json"  # python -m vae literature
+    literature = json.loads(literature_path.read_text()) if literature_path.exists() else None
     text = report.render(metrics, options.fig_dir, options.report_path, sweep, options.sweep_dir, bounds,
-                         options.bounds_dir)  # fmt: skip
+                         options.bounds_dir, literature)  # fmt: skip
     fig_dir = Path(options.fig_dir)
     with staged_writes() as stage:  # the whole set, or none of it
         for name, fig in figures.items():

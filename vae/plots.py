@@ -397,3 +397,28 @@ def loss_readings(readings: list[dict], original: tuple) -> Figure:
     ax.legend(fontsize=9, loc="upper left")
     ax.set_title("Which reading of the original report's loss numbers fits? (the star is a perfect fit)")
     return fig
+
+
+def literature_training(results: dict) -> Figure:
+    """Per dataset of results.json: validation and test −ELBO per epoch, the K = 5000 NLL, and the published NLL."""
+    datasets = [d for d in ("fashion-mnist", "mnist") if d in results]
+    fig = Figure(figsize=(5.2 * len(datasets), 4.2), layout="constrained")
+    for ax, dataset in zip(np.atleast_1d(fig.subplots(1, len(datasets))), datasets, strict=True):
+        r = results[dataset]
+        epochs = range(1, len(r["curve"]["test_loss"]) + 1)
+        for key, label in (("val_loss", "validation −ELBO"), ("test_loss", "test −ELBO")):
+            ax.plot(epochs, r["curve"][key], lw=1, label=label)
+        ax.errorbar(r["best_epoch"], r["iwae_nll"], yerr=r["iwae_nll_se"], fmt="ko", capsize=4,
+                    label=f"test NLL, IWAE K = {r['iw_samples']}: {r['iwae_nll']:.2f}")  # fmt: skip
+        ax.axhline(r["published_nll"], color="C3", ls="--", label=f"published: {r['published_nll']}")
+        later = r["curve"]["test_loss"][len(epochs) // 10 :]  # leave the first epochs off the top
+        ax.set_ylim(r["published_nll"] - 2, max(later) + 2)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("nats per image (axis not from 0)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+        ax.set_title(
+            f"{dataset}: {r['epochs']} epochs" + (", stopped early" if r["stopped_early"] else ""), fontsize=10
+        )
+    fig.suptitle("The literature preset: −ELBO per epoch, and the NLL of the best validation epoch", fontsize=11)
+    return fig

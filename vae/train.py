@@ -15,6 +15,7 @@ from vae.loss import dataset_elbo, elbo_terms
 from vae.model import VAE
 
 CHECKPOINT_NAME = "checkpoint.pt"
+BEST_NAME = "best.pt"  # with a validation split: the checkpoint of the epoch with the lowest validation loss
 
 
 class TrainingDiverged(RuntimeError):
@@ -47,6 +48,32 @@ def make_optimizer(model, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(model.parameters(), lr=lr)
 
 
+def normalize_gradients(model) -> None:
+    """AdamNormGrad's step (the literature's optimizer): each parameter's gradient divided by its L2 norm."""
+    for p in model.parameters():
+        if p.grad is not None:
+            p.grad.div_(p.grad.norm() + 1e-7)
+
+
+def kl_weight(config: Config, epoch: int) -> float:
+    """The KL's weight in epoch `epoch` (from 1): beta, reached linearly over `warmup_epochs` (epoch / warmup)."""
+    return config.beta * min(1.0, epoch / config.warmup_epochs) if config.warmup_epochs else config.beta
+
+
+def stopped_early(history: list, config: Config) -> bool:
+    """True once more than `patience` epochs have passed without a lower validation loss (not counted in warm-up)."""
+    if not config.patience:
+        return False
+    best, waited = float("inf"), 0
+    for record in history:
+        best, waited = (record["val_loss"], 0) if record["val_loss"] < best else (best, waited + 1)
+        if record["epoch"] < config.warmup_epochs:
+            waited = 0
+        if waited > config.patience:
+            return True
+    return False
+
+
 def data_sizes(train_x, test_x) -> dict[str, int]:
     """The data subset a run is trained and scored on, as stored in its checkpoint."""
     return {"train_images": len(train_x), "test_images": len(test_x)}
@@ -63,7 +90,8 @@ def reuse_problem(state: dict, config: Config, sizes: dict, any_epochs: bool = T
     if state["data_sizes"] != sizes:
         return f"it was trained on another data subset: {state['data_sizes']}, requested {sizes}"
     epochs = len(state["history"])
-    if epochs > config.num_epochs or (not any_epochs and epochs != config.num_epochs):
+    finished = epochs == config.num_epochs or stopped_early(state["history"], config)
+    if epochs > config.num_epochs or (not any_epochs and not finished):
         return f"it holds {epochs} epochs, and {config.num_epochs} were asked for"
     return None
 
@@ -103,10 +131,16 @@ def fit(config: Config, train_x, test_x, out_dir=None, resume=False, overwrite=F
     """
     check_images(train_x, "train_x")
     check_images(test_x, "test_x")
-    if config.batch_size > len(train_x):
+    if config.validation_images >= len(train_x):
         raise ConfigError(
-            f"config.batch_size ({config.batch_size}) is larger than the dataset ({len(train_x)} images): "
-            f"use at most {len(train_x)}"
+            f"config.validation_images ({config.validation_images}) leaves no training images out of {len(train_x)}"
+        )
+    n_train, held = len(train_x) - config.validation_images, config.validation_images
+    if config.batch_size > n_train:
+        held_out = f" once {held} are held out for validation" if held else ""
+        raise ConfigError(
+            f"config.batch_size ({config.batch_size}) is larger than the dataset ({n_train} images{held_out}): "
+            f"use at most {n_train}"
         )
     device = pick_device(config.device)
     if out_dir is None:
@@ -132,8 +166,11 @@ def _restore(path, state, model, optimizer, generator) -> list:
 def _train(config: Config, device, train_x, test_x, path, state, callback, progress: bool):
     sizes = data_sizes(train_x, test_x)
     train_x, test_x = train_x.to(device), test_x.to(device)
+    n_train = len(train_x) - config.validation_images
+    train_x, val_x = train_x[:n_train], train_x[n_train:]  # the validation split: the last images, unshuffled
     if config.binarize:
         test_x = fixed_binarization(test_x)  # the same binary test set for every run and seed
+        val_x = fixed_binarization(val_x)
     torch.manual_seed(config.seed)  # the model's initial weights
     model = VAE.from_config(config).to(device)
     optimizer = make_optimizer(model, config.lr)
@@ -145,10 +182,12 @@ def _train(config: Config, device, train_x, test_x, path, state, callback, progr
     bar = tqdm(total=config.num_epochs * steps, initial=len(history) * steps, disable=not live, unit="batch")
     with bar:
         for epoch in range(len(history) + 1, config.num_epochs + 1):
+            if stopped_early(history, config):
+                break
             bar.set_description(f"epoch {epoch}/{config.num_epochs}")
             start = time.perf_counter()
             model.train()
-            train = _train_epoch(model, optimizer, generator, config, train_x, bar)
+            train = _train_epoch(model, optimizer, generator, config, train_x, bar, kl_weight(config, epoch))
             if not torch.isfinite(train).all():
                 batch = int((~torch.isfinite(train).all(dim=1)).nonzero()[0]) + 1
                 kept = (
@@ -174,31 +213,37 @@ def _train(config: Config, device, train_x, test_x, path, state, callback, progr
                 "test_bce": test["bce"],
                 "test_kl": test["kl"],
                 "train_seconds": train_seconds,  # the optimisation steps alone
-                "seconds": time.perf_counter() - start,  # with the test-set evaluation
             }
+            if len(val_x):  # the -ELBO (beta = 1) of the held-out images: what early stopping watches
+                record["val_loss"] = dataset_elbo(model, val_x, seed=config.seed, likelihood=config.likelihood)["loss"]
+            record["seconds"] = time.perf_counter() - start  # with the evaluations
             history.append(record)
             if path is not None:
-                rng_state = generator.get_state()
-                save_checkpoint(path, model=model, optimizer=optimizer, config=config, history=history,
-                                rng_state=rng_state, data_sizes=sizes)  # fmt: skip
+                best = len(val_x) and record["val_loss"] <= min(r["val_loss"] for r in history)
+                for name in [BEST_NAME, CHECKPOINT_NAME] if best else [CHECKPOINT_NAME]:
+                    save_checkpoint(path.parent / name, model=model, optimizer=optimizer, config=config,
+                                    history=history, rng_state=generator.get_state(), data_sizes=sizes)  # fmt: skip
             _report_epoch(bar, record, config.num_epochs, progress and not live)
             if callback is not None:
                 callback(record)
     return model.eval(), history
 
 
-def _train_epoch(model, optimizer, generator, config: Config, train_x, bar) -> torch.Tensor:
-    """One pass over `train_x` in shuffled batches; return the summed (bce, kl) of each batch, (steps, 2)."""
+def _train_epoch(model, optimizer, generator, config: Config, train_x, bar, beta: float) -> torch.Tensor:
+    """One pass over `train_x` in shuffled batches, KL weighted by `beta`; return each batch's summed (bce, kl)."""
     steps = -(-len(train_x) // config.batch_size)
     sums = torch.zeros(steps, 2, device=train_x.device)  # read once per epoch, not per batch
     for i, x in enumerate(iterate_batches(train_x, config.batch_size, generator)):
         if config.binarize:
             x = torch.bernoulli(x, generator=generator)  # dynamic binarisation: pixel ~ Bernoulli(grey level)
-        logits, mu, logvar = model(x, generator)
-        bce, kl = elbo_terms(x, logits, mu, logvar, config.likelihood)
-        loss = (bce + config.beta * kl).mean()  # nats per image; beta = 1 is the negative ELBO
+        with torch.autocast(train_x.device.type, torch.bfloat16, enabled=config.precision == "bf16"):
+            logits, mu, logvar = model(x, generator)
+        bce, kl = elbo_terms(x, logits.float(), mu.float(), logvar.float(), config.likelihood)  # the loss in fp32
+        loss = (bce + beta * kl).mean()  # nats per image; beta = 1 is the negative ELBO
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if config.optimizer == "adam-normgrad":
+            normalize_gradients(model)
         optimizer.step()
         sums[i, 0], sums[i, 1] = bce.detach().sum(), kl.detach().sum()
         bar.update()
@@ -208,10 +253,12 @@ def _train_epoch(model, optimizer, generator, config: Config, train_x, bar) -> t
 def _report_epoch(bar, record: dict, num_epochs: int, as_line: bool) -> None:
     """The bar's postfix; or, where there is no live bar (a log file), one line per epoch on stderr."""
     train, test = f"{record['train_loss']:.1f}", f"{record['test_loss']:.1f}"
-    bar.set_postfix(train=train, test=test)
+    val = {"val": f"{record['val_loss']:.1f}"} if "val_loss" in record else {}
+    bar.set_postfix(train=train, **val, test=test)
     if as_line:
         print(
-            f"epoch {record['epoch']}/{num_epochs}: train {train}, test {test} nats per image "
+            f"epoch {record['epoch']}/{num_epochs}: train {train}, {''.join(f'val {v}, ' for v in val.values())}"
+            f"test {test} nats per image "
             f"({record['seconds']:.1f} s)",
             file=sys.stderr,
             flush=True,
