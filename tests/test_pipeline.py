@@ -337,3 +337,21 @@ def test_the_pixels_baseline_is_stored_and_reused_only_for_the_same_data_and_k(t
     smaller = (data[0][:30], data[1][:30], data[2], data[3])
     assert pipeline.pixels_knn(smaller, "fashion-mnist", 3, tmp_path) == 0.75  # another data subset
     assert calls == [(40, 5), (40, 3), (30, 3)]
+
+
+def test_the_report_includes_the_stored_k_convergence_and_literature_results(config, tmp_path):
+    records = [{"model": "gated", "dataset": "fashion-mnist", "k": k, "bound": 240.0 - k / 1000, "se": 0.2}
+               for k in (1, 5000)]  # fmt: skip
+    curve = [250.0 - e / 100 for e in range(120)]
+    entry = {"iwae_nll": 235.0, "iwae_nll_se": 0.2, "iw_samples": 5000, "published_nll": 228.7, "epochs": 120,
+             "best_epoch": 120, "stopped_early": False, "curve": {"val_loss": curve, "test_loss": curve}}  # fmt: skip
+    (tmp_path / "literature").mkdir()
+    (tmp_path / "literature" / "k_convergence.json").write_text(json.dumps(records))
+    (tmp_path / "literature" / "results.json").write_text(
+        json.dumps({"fashion-mnist": entry, "k_convergence": records})
+    )
+    make(config, tmp_path)
+    text = (tmp_path / "REPORT.md").read_text(encoding="utf-8")
+    assert "| gated | 5000 | 235.00 ± 0.20 |" in text  # the K-convergence section
+    assert "| fashion-mnist | 235.00 ± 0.20 | 228.7 | +6.30 | 120 | 120 |" in text  # the literature section
+    assert "](literature/training.png)" in text

@@ -436,6 +436,13 @@ def test_k_convergence_draws_one_line_per_model_with_its_standard_errors(tmp_pat
     assert ax.get_xscale() == "log" and "axis not from 0" in ax.get_ylabel()
     path = plots.save_figure(fig, "k", tmp_path)
     assert int.from_bytes(path.read_bytes()[16:20], "big") <= 1600
+    mnist = [{"model": "gated", "dataset": "mnist", "k": k, "bound": 90.0 - k / 100, "se": 0.1} for k in (1, 100)]
+    fig = plots.k_convergence(records + mnist)  # records without a dataset are Fashion-MNIST's
+    assert [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.get_axes()] == [["small", "large"],
+                                                                                              ["gated"]]  # fmt: skip
+    assert "mnist" in fig.get_axes()[1].get_ylabel() and fig.get_axes()[1].get_lines()[0].get_color() == "C2"
+    path = plots.save_figure(fig, "k", tmp_path)
+    assert int.from_bytes(path.read_bytes()[16:20], "big") <= 1600
 
 
 def test_the_literature_figure_has_a_panel_per_dataset_with_the_published_line():

@@ -639,5 +639,8 @@ def test_a_validation_split_as_large_as_the_data_is_refused(tiny_config, images)
     train_x, test_x = images
     with pytest.raises(ConfigError, match=r"validation_images \(512\) leaves no training images"):
         fit(replace(tiny_config, validation_images=512), train_x, test_x)
-    with pytest.raises(ConfigError, match=r"batch_size \(64\) is larger than the dataset \(32 images once 480 are held out for validation\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"batch_size \(64\) is larger than the dataset \(32 images once 480 are held out for validation\)",
+    ):
         fit(replace(tiny_config, validation_images=480), train_x, test_x)

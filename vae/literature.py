@@ -27,10 +27,10 @@ def model_label(dataset: str) -> str:
     return f"gated 300-300, z = 40 (literature preset), {dataset}"
 
 
-def update_records(path: Path, label: str, found: list[dict]) -> list[dict]:
+def update_records(path: Path, label: str, dataset: str, found: list[dict]) -> list[dict]:
     """k_convergence.json's records with `label`'s replaced by `found` (other models' records stay)."""
     kept = [r for r in json.loads(path.read_text()) if r["model"] != label] if path.exists() else []
-    return kept + [{"model": label, **r} for r in found]
+    return kept + [{"model": label, "dataset": dataset, **r} for r in found]
 
 
 def run_entry(config: Config, history: list[dict], best_epoch: int, records: list[dict], stopped: bool) -> dict:

@@ -128,6 +128,8 @@ def fit(config: Config, train_x, test_x, out_dir=None, resume=False, overwrite=F
     With `out_dir`, a checkpoint is saved atomically after every epoch; `resume=True` continues it, and an
     existing checkpoint is otherwise refused unless `overwrite=True`. The folder is locked meanwhile, so that
     a second run into it fails at once. `callback(record)` is called after each epoch.
+    With `config.validation_images`, the last N images of `train_x` are held out: each record gets their
+    -ELBO as `val_loss`, `best.pt` keeps the epoch where it is lowest, and `config.patience` stops training early.
     """
     check_images(train_x, "train_x")
     check_images(test_x, "test_x")
