@@ -447,10 +447,14 @@ def test_k_convergence_draws_one_line_per_model_with_its_standard_errors(tmp_pat
 
 def test_the_literature_figure_has_a_panel_per_dataset_with_the_published_line():
     entry = {"iwae_nll": 230.5, "iwae_nll_se": 0.25, "iw_samples": 5000, "published_nll": 228.70, "epochs": 3,
-             "best_epoch": 2, "stopped_early": False,
+             "best_epoch": 2, "stopped_early": False, "config": {"num_epochs": 2000},
              "curve": {"val_loss": [300, 260, 261], "test_loss": [301, 262, 263]}}  # fmt: skip
-    fig = plots.literature_training({"fashion-mnist": entry, "mnist": {**entry, "published_nll": 84.45}})
+    fig = plots.literature_training(
+        {"fashion-mnist": entry, "mnist": {**entry, "published_nll": 84.45, "stopped_early": True}}
+    )
     assert len(fig.axes) == 2
+    assert [ax.get_title() for ax in fig.axes] == ["fashion-mnist: 3 epochs, cut short (protocol: up to 2000)",
+                                                   "mnist: 3 epochs, stopped early"]  # fmt: skip
     for ax, published in zip(fig.axes, (228.70, 84.45), strict=True):
         assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [published]
         assert any("K = 5000: 230.50" in t.get_text() for t in ax.get_legend().get_texts())

@@ -296,7 +296,8 @@ def test_the_bounds_section_tabulates_each_model_and_how_far_its_bound_falls():
 def literature_results(epochs=150, stopped=False) -> dict:
     val = [300.0 - e / 10 for e in range(epochs)]  # falls 0.1 nats per epoch: 10 nats over the last 100
     entry = {"iwae_nll": 230.5, "iwae_nll_se": 0.25, "iw_samples": 5000, "published_nll": 228.70, "epochs": epochs,
-             "best_epoch": epochs, "stopped_early": stopped, "curve": {"val_loss": val, "test_loss": val}}  # fmt: skip
+             "best_epoch": epochs, "stopped_early": stopped, "train_seconds": 5400.0,
+             "curve": {"val_loss": val, "test_loss": val}}  # fmt: skip
     cb = {"test_loss": -2062.76, "iwae_nll": -2079.92, "iw_samples": 100}
     return {"fashion-mnist": entry, "k_convergence": [], "continuous_bernoulli": cb}
 
@@ -308,7 +309,8 @@ def test_the_literature_section_compares_like_for_like_and_says_how_far_from_con
     section = text[text.index("## Like for like") :]
     assert "| fashion-mnist | 230.50 ± 0.25 | 228.7 | +1.80 | 150 | 150 |" in section
     assert "fell 10.00 nats per image over the last 100 of 150 epochs (to 285.10)" in section  # 300 - 149 / 10
-    assert "The fashion-mnist run was cut short" in section and "$" not in section  # every field substituted
+    assert "The fashion-mnist run was cut short by this repository's time budget (1.5 hours of training" in section
+    assert "its number is an upper bound" in section and "$" not in section  # every field substituted
     assert "IWAE NLL (K = 100) -2079.9 nats per image" in section
     assert "](figures/literature/training.png)" in section and "(docs/literature-protocol.md)" in section
 
@@ -316,4 +318,4 @@ def test_the_literature_section_compares_like_for_like_and_says_how_far_from_con
 def test_a_run_that_stopped_early_is_said_to_have_stopped(tmp_path):
     section = report.literature_section(literature_results(epochs=50, stopped=True), "lit", "docs")
     assert "| 50 (stopped early) | 50 |" in section and "only 50 epochs, too few to judge" in section
-    assert "ended by the protocol's early stopping" in section
+    assert "The run ended by the protocol's early stopping" in section

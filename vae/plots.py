@@ -416,13 +416,12 @@ def literature_training(results: dict) -> Figure:
                     label=f"test NLL, IWAE K = {r['iw_samples']}: {r['iwae_nll']:.2f}")  # fmt: skip
         ax.axhline(r["published_nll"], color="C3", ls="--", label=f"published: {r['published_nll']}")
         later = r["curve"]["test_loss"][len(epochs) // 10 :]  # leave the first epochs off the top
-        ax.set_ylim(r["published_nll"] - 2, max(later) + 2)
+        ax.set_ylim(min(r["published_nll"], r["iwae_nll"]) - 2, max(later) + 2)
         ax.set_xlabel("epoch")
         ax.set_ylabel("nats per image (axis not from 0)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9)
-        ax.set_title(
-            f"{dataset}: {r['epochs']} epochs" + (", stopped early" if r["stopped_early"] else ""), fontsize=10
-        )
+        ending = "stopped early" if r["stopped_early"] else f"cut short (protocol: up to {r['config']['num_epochs']})"
+        ax.set_title(f"{dataset}: {r['epochs']} epochs, {ending}", fontsize=10)
     fig.suptitle("The literature preset: −ELBO per epoch, and the NLL of the best validation epoch", fontsize=11)
     return fig

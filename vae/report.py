@@ -174,12 +174,15 @@ def literature_section(results: dict, link: str, docs: str) -> str:
         for d, r in runs.items()
     )
     cut = [d for d, r in runs.items() if not r["stopped_early"]]
+    hours = " and ".join(f"{runs[d]['train_seconds'] / 3600:.1f}" for d in cut)
     length = (
         f"The {' and '.join(cut)} run{'s were' if len(cut) > 1 else ' was'} cut short by this repository's time "
-        "budget (about 3 hours of a 2-core CPU each), before the protocol's early stopping: its number is an "
-        "upper bound on what the protocol would reach."
+        f"budget ({hours} hours of training on a 2-core CPU), before the protocol's early stopping: "
+        f"{'their numbers are upper bounds' if len(cut) > 1 else 'its number is an upper bound'} on what the "
+        "protocol would reach."
         if cut
-        else "Both runs ended by the protocol's early stopping, as the published ones did."
+        else f"{'Both runs' if len(runs) > 1 else 'The run'} ended by the protocol's early stopping, as the published "
+        "ones did."
     )
     cb = results.get("continuous_bernoulli")
     continuous = (
@@ -219,9 +222,10 @@ def bounds_section(records: list[dict], link: str) -> str:
         "## How tight is the bound? The IWAE estimate against K\n\n"
         "The importance-weighted bound on −log p(x) (Burda et al., 2016) with K samples per test image; K = 1 is "
         "the −ELBO. In expectation it can only fall as K grows, towards −log p(x); ± is the standard error over the "
-        "test images. Produced by `python -m vae bounds`. How far it falls: " + "; ".join(falls) + ". A number is "
-        "comparable with a paper's only at the paper's K.\n\n"
-        "| model | K | bound on −log p(x), nats per image |\n| --- | --- | --- |\n" + rows + "\n"
+        "test images. Produced by `python -m vae bounds` and `python -m vae literature`. How far it falls: "
+        f"{'; '.join(falls)}. A number is comparable with a paper's only at the paper's K.\n\n"
+        "| model | K | bound on −log p(x), nats per image |\n| --- | --- | --- |\n"
+        f"{rows}\n"
         f"![IWAE bound against K]({link}/k_convergence.png)\n"
     )
 
