@@ -617,6 +617,23 @@ def test_a_run_that_stopped_early_is_finished_and_reused(tiny_config, images, tm
     assert losses(reused) == losses(again) == losses(history)
 
 
+def test_resuming_a_literature_run_is_bit_identical_and_keeps_its_best_epoch(tiny_config, images, tmp_path):
+    # The long runs are resumed after interruptions: binarised batches, the warm-up and AdamNormGrad must continue
+    # exactly, and best.pt must be the best epoch of the whole run, not of the resumed part.
+    train_x, test_x = images
+    config = literature_config(tiny_config, patience=0, num_epochs=6, lr=0.03)  # here epoch 6 is worse than 5
+    full_model, full_history = fit(config, train_x, test_x, tmp_path / "full", progress=False)
+    fit(replace(config, num_epochs=3), train_x, test_x, tmp_path / "split", progress=False)
+    model, history = fit(config, train_x, test_x, tmp_path / "split", resume=True, progress=False)
+    assert losses(history) == losses(full_history) and same_weights(model, full_model)
+    val = [r["val_loss"] for r in history]
+    assert val == [r["val_loss"] for r in full_history]
+    best, _, best_history = load_model(tmp_path / "split" / vtrain.BEST_NAME)
+    full_best, _, full_best_history = load_model(tmp_path / "full" / vtrain.BEST_NAME)
+    assert losses(best_history) == losses(full_best_history) and same_weights(best, full_best)
+    assert len(best_history) == 1 + val.index(min(val))
+
+
 def test_adam_normgrad_normalises_every_step(tiny_config, images, monkeypatch):
     train_x, test_x = images
     calls = []
