@@ -279,6 +279,7 @@ def test_bounds_adds_a_models_records_and_keeps_the_others(data_dir, tmp_path, c
     assert main([*common, "--ks", "1", "--label", "a", "--device", "cpu"]) == 0  # replaces a's records
     records = json.loads((out / "k_convergence.json").read_text())
     assert [(r["model"], r["k"]) for r in records] == [("b", 2), ("a", 1)]
+    assert {r["dataset"] for r in records} == {"fashion-mnist, grey levels"}  # what the bounds are measured on
     assert all(math.isfinite(r["bound"]) and r["se"] > 0 for r in records)
     assert (out / "k_convergence.png").is_file() and "a: K=1: " in capsys.readouterr().out
 
@@ -327,6 +328,7 @@ def test_literature_scores_the_best_epoch_and_writes_results_for_each_dataset(
     assert entry["curve"]["val_loss"] == [round(v, 3) for v in val]
     assert entry["iw_samples"] == 4 and entry["published_nll"] == {"fashion-mnist": 228.70, "mnist": 84.45}[dataset]
     assert entry["config"]["architecture"] == "gated" and entry["config"]["dataset"] == dataset
+    assert {r["dataset"] for r in results["k_convergence"]} == {f"{dataset}, binarised"}
     k = {r["k"]: r for r in results["k_convergence"]}
     assert (k[4]["bound"], k[4]["se"]) == (entry["iwae_nll"], entry["iwae_nll_se"]) and k[4]["bound"] <= k[1][
         "bound"

@@ -426,7 +426,7 @@ def test_posterior_draws_shows_the_image_its_mean_decoding_and_each_draw(tiny_co
 
 def test_k_convergence_draws_one_line_per_model_with_its_standard_errors(tmp_path):
     records = [
-        {"model": m, "k": k, "bound": b - 0.5 * i, "se": 0.1}
+        {"model": m, "dataset": "fashion-mnist, grey levels", "k": k, "bound": b - 0.5 * i, "se": 0.1}
         for m, b in (("small", 250.0), ("large", 230.0))
         for i, k in enumerate((1, 10, 100))
     ]
@@ -436,11 +436,14 @@ def test_k_convergence_draws_one_line_per_model_with_its_standard_errors(tmp_pat
     assert ax.get_xscale() == "log" and "axis not from 0" in ax.get_ylabel()
     path = plots.save_figure(fig, "k", tmp_path)
     assert int.from_bytes(path.read_bytes()[16:20], "big") <= 1600
-    mnist = [{"model": "gated", "dataset": "mnist", "k": k, "bound": 90.0 - k / 100, "se": 0.1} for k in (1, 100)]
-    fig = plots.k_convergence(records + mnist)  # records without a dataset are Fashion-MNIST's
+    mnist = [{"model": "gated", "dataset": "mnist, binarised", "k": k, "bound": 90.0 - k / 100, "se": 0.1}
+             for k in (1, 100)]  # fmt: skip
+    fig = plots.k_convergence(records + mnist)  # a panel per test data
     assert [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.get_axes()] == [["small", "large"],
                                                                                               ["gated"]]  # fmt: skip
-    assert "mnist" in fig.get_axes()[1].get_ylabel() and fig.get_axes()[1].get_lines()[0].get_color() == "C2"
+    assert [ax.get_title() for ax in fig.get_axes()] == ["test set: fashion-mnist, grey levels",
+                                                         "test set: mnist, binarised"]  # fmt: skip
+    assert fig.get_axes()[1].get_lines()[0].get_color() == "C2"  # a model keeps its colour across panels
     path = plots.save_figure(fig, "k", tmp_path)
     assert int.from_bytes(path.read_bytes()[16:20], "big") <= 1600
 

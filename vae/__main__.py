@@ -159,7 +159,7 @@ def bounds(args, config: Config) -> None:
     from vae.data import fixed_binarization
     from vae.evaluate import k_convergence
     from vae.files import staged_writes
-    from vae.literature import update_records
+    from vae.literature import data_label, update_records
 
     writable(args.out, "--out")
     model, trained, _ = load_model(args.checkpoint, pick_device(config.device))
@@ -168,7 +168,7 @@ def bounds(args, config: Config) -> None:
         x_test = fixed_binarization(x_test)  # as the model was scored in training
     found = k_convergence(model, x_test, args.ks, seed=trained.seed, likelihood=trained.likelihood)
     path = Path(args.out) / "k_convergence.json"
-    records = update_records(path, args.label, trained.dataset, found)
+    records = update_records(path, args.label, data_label(trained), found)
     with staged_writes() as stage:
         stage(path).write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
         plots.save_figure(plots.k_convergence(records), "k_convergence", args.out, stage)
@@ -208,7 +208,8 @@ def literature(args, config: Config) -> None:
     history = load_checkpoint(run / CHECKPOINT_NAME)["history"]  # every epoch so far
     x_test = fixed_binarization(load_data(trained.dataset, config.data_dir)[2])  # as the model was scored in training
     found = k_convergence(model, x_test, args.ks, seed=trained.seed)
-    records = lit.update_records(out / "k_convergence.json", lit.model_label(trained.dataset), trained.dataset, found)
+    label = lit.model_label(trained.dataset)
+    records = lit.update_records(out / "k_convergence.json", label, lit.data_label(trained), found)
     results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
     stopped = stopped_early(history, trained)
     results[trained.dataset] = lit.run_entry(trained, history, len(best), found, stopped)

@@ -27,6 +27,11 @@ def model_label(dataset: str) -> str:
     return f"gated 300-300, z = 40 (literature preset), {dataset}"
 
 
+def data_label(config: Config) -> str:
+    """What a model's bounds are measured on: its dataset and pixels. Bounds on other data are not comparable."""
+    return f"{config.dataset}, {'binarised' if config.binarize else 'grey levels'}"
+
+
 def update_records(path: Path, label: str, dataset: str, found: list[dict]) -> list[dict]:
     """k_convergence.json's records with `label`'s replaced by `found` (other models' records stay)."""
     kept = [r for r in json.loads(path.read_text()) if r["model"] != label] if path.exists() else []

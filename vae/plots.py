@@ -355,11 +355,11 @@ def training_length(runs: list) -> Figure:
 
 
 def k_convergence(records: list[dict]) -> Figure:
-    """The IWAE bound against K (log scale), ± its standard error, one line per model and a panel per dataset."""
-    datasets = list(dict.fromkeys(r.get("dataset", "fashion-mnist") for r in records))
+    """The IWAE bound against K (log scale), ± its standard error, one line per model and a panel per test data."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in records))
     fig = Figure(figsize=(7 if len(datasets) == 1 else 10.4, 4.2), layout="constrained")
     for ax, dataset in zip(np.atleast_1d(fig.subplots(1, len(datasets))), datasets, strict=True):
-        here = [r for r in records if r.get("dataset", "fashion-mnist") == dataset]
+        here = [r for r in records if r["dataset"] == dataset]
         for model in dict.fromkeys(r["model"] for r in here):
             i = list(dict.fromkeys(r["model"] for r in records)).index(model)  # a model keeps its colour
             mine = [r for r in here if r["model"] == model]
@@ -370,7 +370,8 @@ def k_convergence(records: list[dict]) -> Figure:
                             fontsize=9)  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel("K, importance samples per image (log scale; K = 1 is the −ELBO)")
-        ax.set_ylabel(f"IWAE bound on −log p(x), {dataset},\nnats per image (axis not from 0)")
+        ax.set_ylabel("IWAE bound on −log p(x),\nnats per image (axis not from 0)")
+        ax.set_title(f"test set: {dataset}", fontsize=10)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=9)
     fig.suptitle("How far the bound falls as K grows (test set; bars: ± standard error over images)", fontsize=10)
