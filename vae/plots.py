@@ -355,26 +355,27 @@ def training_length(runs: list) -> Figure:
 
 
 def k_convergence(records: list[dict]) -> Figure:
-    """The IWAE bound against K (log scale), ± its standard error, one line per model and a panel per test data."""
+    """The IWAE bound against K (log scale), ± its standard error: a panel per test data, a line per model."""
     datasets = list(dict.fromkeys(r["dataset"] for r in records))
-    fig = Figure(figsize=(7 if len(datasets) == 1 else 10.4, 4.2), layout="constrained")
-    for ax, dataset in zip(np.atleast_1d(fig.subplots(1, len(datasets))), datasets, strict=True):
+    models = list(dict.fromkeys(r["model"] for r in records))  # a model keeps its colour across panels
+    fig = Figure(figsize=(7, 1 + 3.2 * len(datasets)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(datasets), 1, sharex=True))
+    for ax, dataset in zip(axes, datasets, strict=True):
         here = [r for r in records if r["dataset"] == dataset]
         for model in dict.fromkeys(r["model"] for r in here):
-            i = list(dict.fromkeys(r["model"] for r in records)).index(model)  # a model keeps its colour
             mine = [r for r in here if r["model"] == model]
             ks, bounds, ses = ([r[key] for r in mine] for key in ("k", "bound", "se"))
-            ax.errorbar(ks, bounds, yerr=ses, fmt="o-", color=f"C{i}", capsize=4, label=model)
+            ax.errorbar(ks, bounds, yerr=ses, fmt="o-", color=f"C{models.index(model)}", capsize=4, label=model)
             for k, bound in zip(ks, bounds, strict=True):
                 ax.annotate(f"{bound:.2f}", (k, bound), textcoords="offset points", xytext=(0, 7), ha="center",
                             fontsize=9)  # fmt: skip
         ax.set_xscale("log")
-        ax.set_xlabel("K, importance samples per image (log scale; K = 1 is the −ELBO)")
-        ax.set_ylabel("IWAE bound on −log p(x),\nnats per image (axis not from 0)")
+        ax.set_ylabel("bound on −log p(x),\nnats per image\n(axis not from 0)")
         ax.set_title(f"test set: {dataset}", fontsize=10)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=9)
-    fig.suptitle("How far the bound falls as K grows (test set; bars: ± standard error over images)", fontsize=10)
+    axes[-1].set_xlabel("K, importance samples per image (log scale; K = 1 is the −ELBO)")
+    fig.suptitle("How far the IWAE bound falls as K grows (bars: ± standard error over test images)", fontsize=10)
     return fig
 
 
