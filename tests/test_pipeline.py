@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import full_disk_on_write, remount_read_only, write_gz
+from conftest import REPO, full_disk_on_write, remount_read_only, write_gz
 
 from vae import Config, fit, pipeline, report
 from vae import data as vdata
@@ -356,3 +356,12 @@ def test_the_report_includes_the_stored_k_convergence_and_literature_results(con
     assert "| gated | fashion-mnist, binarised | 5000 | 235.00 ± 0.20 |" in text  # the K-convergence section
     assert "| fashion-mnist | 235.00 ± 0.20 | 228.7 | +6.30 | 120 | 120 |" in text  # the literature section
     assert "](literature/training.png)" in text
+
+
+def test_the_committed_report_is_what_the_code_renders_from_the_committed_results(monkeypatch):
+    # REPORT.md is never edited by hand: it is the template filled from figures/metrics.json, the stored sweep,
+    # K-convergence and literature results. A changed template, reading or result must be re-rendered.
+    monkeypatch.chdir(REPO)
+    metrics = json.loads(Path("figures/metrics.json").read_text())
+    text = pipeline.render_report(metrics, pipeline.ReportOptions())
+    assert text == Path("REPORT.md").read_text(encoding="utf-8")

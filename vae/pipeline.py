@@ -214,6 +214,14 @@ def summarise(runs: dict) -> dict:
     return summary
 
 
+def render_report(metrics: dict, options: ReportOptions) -> str:
+    """REPORT.md's text: the metrics, and the stored sweep, K-convergence and literature results where they exist."""
+    found = [Path(options.bounds_dir) / name for name in ("k_convergence.json", "results.json")]  # bounds, literature
+    bounds, literature = (json.loads(path.read_text()) if path.exists() else None for path in found)
+    return report.render(metrics, options.fig_dir, options.report_path, load_table(options.sweep_dir),
+                         options.sweep_dir, bounds, options.bounds_dir, literature)  # fmt: skip
+
+
 def make_report(config: Config, options: ReportOptions, progress: bool = True) -> dict:
     """Train/load, evaluate, and write figures, metrics.json and REPORT.md as one set; return the metrics.
 
@@ -256,13 +264,7 @@ def make_report(config: Config, options: ReportOptions, progress: bool = True) -
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "timings": timings | {"total_seconds": time.perf_counter() - start},
     }
-    sweep = load_table(options.sweep_dir)
-    bounds_path = Path(options.bounds_dir) / "k_convergence.json"
-    bounds = json.loads(bounds_path.read_text()) if bounds_path.exists() else None
-    literature_path = Path(options.bounds_dir) / "results.json"  # python -m vae literature
-    literature = json.loads(literature_path.read_text()) if literature_path.exists() else None
-    text = report.render(metrics, options.fig_dir, options.report_path, sweep, options.sweep_dir, bounds,
-                         options.bounds_dir, literature)  # fmt: skip
+    text = render_report(metrics, options)
     fig_dir = Path(options.fig_dir)
     with staged_writes() as stage:  # the whole set, or none of it
         for name, fig in figures.items():
