@@ -458,6 +458,8 @@ def test_the_literature_figure_has_a_panel_per_dataset_with_the_published_line()
     assert len(fig.axes) == 2
     assert [ax.get_title() for ax in fig.axes] == ["fashion-mnist: 3 epochs, cut short (protocol: up to 2000)",
                                                    "mnist: 3 epochs, stopped early"]  # fmt: skip
+    finished = {**entry, "config": {"num_epochs": 3}}
+    assert plots.literature_training({"mnist": finished}).axes[0].get_title() == "mnist: 3 epochs, the protocol's limit"
     for ax, published in zip(fig.axes, (228.70, 84.45), strict=True):
         assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [published]
         assert any("K = 5000: 230.50" in t.get_text() for t in ax.get_legend().get_texts())

@@ -32,6 +32,13 @@ def data_label(config: Config) -> str:
     return f"{config.dataset}, {'binarised' if config.binarize else 'grey levels'}"
 
 
+def how_it_ended(entry: dict) -> str:
+    """A results.json entry's training: "stopped early", "epoch limit" (all of num_epochs) or "cut short"."""
+    if entry["stopped_early"]:
+        return "stopped early"
+    return "epoch limit" if entry["epochs"] >= entry["config"]["num_epochs"] else "cut short"
+
+
 def update_records(path: Path, label: str, dataset: str, found: list[dict]) -> list[dict]:
     """k_convergence.json's records with `label`'s replaced by `found` (other models' records stay)."""
     kept = [r for r in json.loads(path.read_text()) if r["model"] != label] if path.exists() else []

@@ -15,6 +15,7 @@ from torch.distributions import Normal
 from torchvision.utils import make_grid
 
 from vae.files import staged_writes
+from vae.literature import how_it_ended
 
 DPI = 150  # at this dpi a figure 10.5 inches wide is 1575 pixels: readable at 100 % zoom
 SIDE = 28  # images are 28 x 28 pixels
@@ -423,7 +424,10 @@ def literature_training(results: dict) -> Figure:
         ax.set_ylabel("nats per image (axis not from 0)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9)
-        ending = "stopped early" if r["stopped_early"] else f"cut short (protocol: up to {r['config']['num_epochs']})"
+        limit = r["config"]["num_epochs"]
+        ending = {"stopped early": "stopped early", "epoch limit": "the protocol's limit"}.get(
+            how_it_ended(r), f"cut short (protocol: up to {limit})"
+        )
         ax.set_title(f"{dataset}: {r['epochs']} epochs, {ending}", fontsize=10)
     fig.suptitle("The literature preset: −ELBO per epoch, and the NLL of the best validation epoch", fontsize=11)
     return fig
