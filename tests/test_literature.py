@@ -6,7 +6,17 @@ from pathlib import Path
 
 from conftest import REPO
 
-from vae.literature import GAUSSIAN_VAE_FASHION_MNIST_NLL, ORIGINAL_REPORT_LOSS
+from vae import Config
+from vae.config import PRESETS
+from vae.literature import (
+    GAUSSIAN_VAE_FASHION_MNIST_NLL,
+    ORIGINAL_REPORT_LOSS,
+    PUBLISHED_K,
+    PUBLISHED_NLL,
+    continuous_bernoulli,
+    model_label,
+)
+from vae.train import stopped_early
 
 # A quotation of a loss curve: "≈17,900 → ≈10,700" in prose, '17,900 -> 10,700' in a docstring (a measured
 # "11,603 → 8,429" is not in quotation marks)
@@ -69,3 +79,31 @@ def test_the_published_numbers_are_plausible_nlls_in_the_papers_order():
     assert 220 < GAUSSIAN_VAE_FASHION_MNIST_NLL < 246
     # The original report's loss fell: first epoch above the last.
     assert ORIGINAL_REPORT_LOSS[0] > ORIGINAL_REPORT_LOSS[1] > 0
+
+
+def test_the_committed_literature_results_are_whole_and_agree_with_their_sources(monkeypatch):
+    # figures/literature/results.json, as `python -m vae literature` writes it for each dataset: every field the
+    # report reads, the published protocol's K, and numbers that agree with the records and the stored sweep.
+    monkeypatch.chdir(REPO)  # the sweep's folder is named relative to the repository, as the CLI's default
+    folder = Path("figures/literature")
+    results = json.loads((folder / "results.json").read_text())
+    records = json.loads((folder / "k_convergence.json").read_text())
+    assert results["k_convergence"] == records
+    for dataset in ("fashion-mnist", "mnist"):
+        r = results[dataset]
+        config = Config.from_dict(r["config"])
+        assert config == Config(**{**PRESETS["literature"], "dataset": dataset, "device": config.device})
+        assert r["iw_samples"] == PUBLISHED_K == 5000 and r["published_nll"] == PUBLISHED_NLL[dataset]
+        val = r["curve"]["val_loss"]
+        assert r["epochs"] == len(val) == len(r["curve"]["test_loss"]) and val[r["best_epoch"] - 1] == min(val)
+        history = [{"epoch": i + 1, "val_loss": v} for i, v in enumerate(val)]
+        assert r["stopped_early"] == stopped_early(history, config)
+        mine = {x["k"]: x for x in records if x["model"] == model_label(dataset)}
+        assert sorted(mine) == [1, 10, 100, 1000, 5000] and {x["dataset"] for x in mine.values()} == {
+            f"{dataset}, binarised"
+        }
+        assert (mine[5000]["bound"], mine[5000]["se"]) == (r["iwae_nll"], r["iwae_nll_se"])
+        assert mine[1]["bound"] > mine[10]["bound"] > mine[100]["bound"] > mine[1000]["bound"] > r["iwae_nll"]
+        # Independent recomputation: the K = 1 bound is the best epoch's test -ELBO, with other draws of z.
+        assert abs(mine[1]["bound"] - r["curve"]["test_loss"][r["best_epoch"] - 1]) < 0.2
+    assert results["continuous_bernoulli"] == continuous_bernoulli(Path("figures/experiments/runs"))

@@ -371,6 +371,7 @@ def k_convergence(records: list[dict]) -> Figure:
                 ax.annotate(f"{bound:.2f}", (k, bound), textcoords="offset points", xytext=(0, 7), ha="center",
                             fontsize=9)  # fmt: skip
         ax.set_xscale("log")
+        ax.margins(y=0.15)  # room for the labels above the points
         ax.set_ylabel("bound on −log p(x),\nnats per image\n(axis not from 0)")
         ax.set_title(f"test set: {dataset}", fontsize=10)
         ax.grid(alpha=0.3, which="both")

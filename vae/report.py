@@ -192,15 +192,16 @@ def literature_section(results: dict, link: str, docs: str) -> str:
 def length_reading(ending: str, names: list[str], runs: dict) -> str:
     """How the runs in `names` ended, one of literature.how_it_ended's answers, and what it means for their NLL."""
     which, many = f"The {' and '.join(names)} run{'s' if len(names) > 1 else ''}", len(names) > 1
+    limit = runs[names[0]]["config"]["num_epochs"]
     if ending == "stopped early":
-        return f"{which} ended by the protocol's early stopping, as the published ones did."
+        return f"{which} ended by the protocol's early stopping, before its {limit} epochs."
     if ending == "epoch limit":
-        return f"{which} trained for all of the protocol's {runs[names[0]]['config']['num_epochs']} epochs."
+        return f"{which} trained for all of the protocol's {limit} epochs."
     hours = " and ".join(f"{runs[d]['train_seconds'] / 3600:.1f}" for d in names)
     return (
         f"{which} {'were' if many else 'was'} cut short by this repository's time budget ({hours} hours of training "
-        f"on a 2-core CPU), before the protocol's early stopping or its {runs[names[0]]['config']['num_epochs']} "
-        "epochs: more training would probably lower the NLL further."
+        f"on a 2-core CPU), before the protocol's early stopping or its {limit} epochs: more training would "
+        "probably lower the NLL further."
     )
 
 
