@@ -39,10 +39,10 @@ def how_it_ended(entry: dict) -> str:
     return "epoch limit" if entry["epochs"] >= entry["config"]["num_epochs"] else "cut short"
 
 
-def update_records(path: Path, label: str, dataset: str, found: list[dict]) -> list[dict]:
-    """k_convergence.json's records with `label`'s replaced by `found` (other models' records stay)."""
+def update_records(path: Path, label: str, data: str, found: list[dict]) -> list[dict]:
+    """k_convergence.json's records with `label`'s replaced by `found` on `data` (a data_label); others stay."""
     kept = [r for r in json.loads(path.read_text()) if r["model"] != label] if path.exists() else []
-    return kept + [{"model": label, "dataset": dataset, **r} for r in found]
+    return kept + [{"model": label, "dataset": data, **r} for r in found]
 
 
 def run_entry(config: Config, history: list[dict], best_epoch: int, records: list[dict], stopped: bool) -> dict:

@@ -191,7 +191,8 @@ def literature_section(results: dict, link: str, docs: str) -> str:
 
 def length_reading(ending: str, names: list[str], runs: dict) -> str:
     """How the runs in `names` ended, one of literature.how_it_ended's answers, and what it means for their NLL."""
-    which, many = f"The {' and '.join(names)} run{'s' if len(names) > 1 else ''}", len(names) > 1
+    many = len(names) > 1
+    which = f"The {' and '.join(names)} run{'s' if many else ''}"
     limit = runs[names[0]]["config"]["num_epochs"]
     if ending == "stopped early":
         return f"{which} ended by the protocol's early stopping, before its {limit} epochs."
