@@ -42,7 +42,8 @@ sweep: install  ## the ablations: 15 configs x 3 seeds, resumable; table and fig
 	$(PY) -m vae sweep
 
 # Each dataset: the published protocol, up to 2000 epochs with early stopping (the committed runs stopped after 828
-# and 969 epochs, 2.9 s each on a 2-core CPU). Interrupt at will: --resume continues it. MNIST: docs/reproducing.md.
+# and 969 epochs: 79 and 89 minutes side by side on one core each of a 2-core CPU, a 244 s pause included; an epoch
+# takes 2.9 s alone on both cores). Interrupt at will: --resume continues it. MNIST: docs/reproducing.md.
 literature: install  ## the literature preset on Fashion-MNIST and MNIST, scored against the published NLLs
 	for d in fashion-mnist mnist; do \
 	  $(PY) -m vae train --preset literature --dataset $$d --out runs/literature/$$d --resume && \

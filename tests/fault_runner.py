@@ -1,14 +1,20 @@
-"""Run `python -m vae ...` in a child process on a small synthetic dataset, for the fault tests to kill.
+"""Run `python -m vae ...` in a child process on a small synthetic dataset, for the fault tests to signal or kill.
 
-Usage: python tests/fault_runner.py MODE SECONDS -- <vae command line>
-  MODE "slow":         each training batch sleeps SECONDS, so that a signal lands mid-epoch;
-  MODE "die-in-save":  the second checkpoint save writes half its temporary file, then the process dies
-                       (os._exit, as a power cut or SIGKILL would leave it).
+Usage: python tests/fault_runner.py MODE MARKER -- <vae command line>
+  MODE "pause":          in epoch 2, before its second batch (epoch 1 is saved), the child writes the file MARKER
+                         and waits for a line on its stdin: the parent signals it at that known point, or lets it go
+                         on by closing stdin (`communicate`);
+  MODE "pause-in-save":  the same, halfway through the first checkpoint save (its temporary file written);
+  MODE "die-in-save":    the second checkpoint save writes half its temporary file, then the process dies
+                         (os._exit, as a power cut or SIGKILL would leave it).
+The child first sets its own signal dispositions (SIGINT raises KeyboardInterrupt, SIGTERM is the default), so
+that a parent started with SIGINT ignored (`bash -c '... & wait'`, nohup, cron) cannot leak that into it.
 The dataset's raw files must already be in <data-dir>/FashionMNIST/raw (`put_raw`); their item counts are read
 from their headers. The tests import `put_raw`, `start`, `wait_for` and `assert_same_run` from here.
 """
 
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -36,11 +42,18 @@ def put_raw(files: dict, data_dir) -> Path:
     return raw
 
 
-def start(mode: str, seconds: float, argv: list) -> subprocess.Popen:
-    """Start this script as a child process running `python -m vae <argv>` in `mode`."""
+def start(mode: str, marker, argv: list, ignore_sigint: bool = False) -> subprocess.Popen:
+    """Start this script as a child process running `python -m vae <argv>` in `mode`.
+
+    ignore_sigint: start it as a shell without job control starts `cmd &`, with SIGINT ignored.
+    """
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, str(Path(__file__).resolve()), mode, str(seconds), "--", *argv]
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, str(Path(__file__).resolve()), mode, str(marker), "--", *argv]
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
+    pipe = subprocess.PIPE
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, stdin=pipe, stdout=pipe, stderr=pipe, text=True, preexec_fn=ignore
+    )
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -79,15 +92,35 @@ def use_the_raw_files_there(data_dir: str) -> None:
     vae.data.DEBIAN_DIR["fashion-mnist"] = Path(data_dir) / "no-debian-package"
 
 
-def slow_batches(seconds: float) -> None:
-    iterate = vae.train.iterate_batches
+def pause(marker: Path) -> None:
+    """Say so in `marker`, then wait for the parent: a signal, or a line (or end of file) on stdin."""
+    marker.write_text("paused")
+    sys.stdin.readline()
 
-    def slow(x, batch_size, generator):
-        for batch in iterate(x, batch_size, generator):
-            time.sleep(seconds)
+
+def pause_in_epoch_2(marker: Path) -> None:
+    iterate, epochs = vae.train.iterate_batches, []
+
+    def paused(x, batch_size, generator):
+        epochs.append(1)
+        for i, batch in enumerate(iterate(x, batch_size, generator)):
+            if len(epochs) == 2 and i == 1:
+                pause(marker)
             yield batch
 
-    vae.train.iterate_batches = slow
+    vae.train.iterate_batches = paused
+
+
+def pause_in_first_save(marker: Path) -> None:
+    write_bytes = Path.write_bytes
+
+    def written_then_paused(self, data):
+        n = write_bytes(self, data)
+        if self.name.startswith(f".{CHECKPOINT_NAME}.") and not marker.exists():
+            pause(marker)
+        return n
+
+    Path.write_bytes = written_then_paused
 
 
 def die_in_second_save() -> None:
@@ -105,10 +138,14 @@ def die_in_second_save() -> None:
 
 
 if __name__ == "__main__":
-    mode, seconds, sep, *argv = sys.argv[1:]
+    mode, marker, sep, *argv = sys.argv[1:]
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # whatever the parent had: Ctrl-C is KeyboardInterrupt
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     use_the_raw_files_there(argv[argv.index("--data-dir") + 1])
-    if mode == "slow":
-        slow_batches(float(seconds))
+    if mode == "pause":
+        pause_in_epoch_2(Path(marker))
+    elif mode == "pause-in-save":
+        pause_in_first_save(Path(marker))
     elif mode == "die-in-save":
         die_in_second_save()
     sys.exit(main(argv))

@@ -18,8 +18,18 @@ from vae.config import Config
 from vae.files import OutputError
 from vae.model import VAE
 
-HISTORY = [{"epoch": 1, "train_loss": 301.5, "test_loss": 290.25}, {"epoch": 2, "train_loss": 280, "test_loss": 275.0}]
+HISTORY = [  # as fit records them: losses in nats per image, and seconds
+    {"epoch": e, "train_loss": train, "train_bce": train - 20, "train_kl": 20.0, "test_loss": test,
+     "test_bce": test - 21, "test_kl": 21.0, "train_seconds": 1.5, "seconds": 2.0}
+    for e, train, test in ((1, 301.5, 290.25), (2, 280, 275.0))
+]  # fmt: skip
+NAN = float("nan")
 DATA_SIZES = {"train_images": 96, "test_images": 32}
+
+
+def adam(**moments) -> dict:
+    """An Adam state_dict for one parameter whose state holds `moments`."""
+    return {"state": {0: moments}, "param_groups": [{"lr": 1e-3, "params": [0]}]}
 
 
 def trained(config: Config) -> tuple[VAE, torch.optim.Optimizer]:
@@ -212,11 +222,22 @@ def test_a_checkpoint_without_a_field_is_incomplete(saved):
     "field, value",
     [
         ("history", "abc"),
-        ("history", [{"train_loss": 301.5, "test_loss": 290.25}]),  # a record without its epoch
-        ("history", [{"epoch": "1", "train_loss": 301.5, "test_loss": 290.25}]),
-        ("history", [{"epoch": 1, "train_loss": "301.5", "test_loss": 290.25}]),
-        ("history", [{"epoch": 1, "train_loss": 301.5, "test_loss": True}]),
+        ("history", [{k: v for k, v in HISTORY[0].items() if k != "epoch"}, HISTORY[1]]),  # a record without its epoch
+        ("history", [{**HISTORY[0], "epoch": "1"}, HISTORY[1]]),
+        ("history", [{**HISTORY[0], "train_loss": "301.5"}, HISTORY[1]]),
+        ("history", [{**HISTORY[0], "test_loss": True}, HISTORY[1]]),
         ("history", [3]),
+        ("history", []),  # no epoch at all, though the checkpoint says 2
+        ("history", HISTORY[:1]),  # 1 epoch, though the checkpoint says 2
+        ("history", HISTORY[::-1]),  # epochs 2, 1
+        ("history", [HISTORY[0], {k: v for k, v in HISTORY[1].items() if k != "test_bce"}]),  # what plots read
+        ("history", [HISTORY[0], {**HISTORY[1], "test_loss": NAN}]),
+        ("history", [HISTORY[0], {**HISTORY[1], "seconds": float("inf")}]),
+        ("optimizer", None),
+        ("optimizer", adam(step=torch.tensor(1.0))),  # no moments: Adam's first step would fail on them
+        ("optimizer", {"state": {}}),
+        ("optimizer", adam(step=torch.tensor(1.0), exp_avg=torch.zeros(3), exp_avg_sq=torch.zeros(4))),
+        ("model", None),
         ("rng_state", [1, 2, 3]),
         ("rng_state", torch.zeros(5)),  # float, not uint8
         ("rng_state", torch.zeros(2, 5, dtype=torch.uint8)),
@@ -229,6 +250,50 @@ def test_a_hand_edited_field_is_a_checkpoint_error_naming_the_file(field, value,
     edit(saved, **{field: value})
     with pytest.raises(CheckpointError, match=rf"^{saved} has a malformed {field} \(.*\): it was edited or damaged"):
         load_checkpoint(saved)
+
+
+def test_a_history_without_the_validation_loss_of_a_run_with_a_validation_split_is_refused(saved):
+    config = torch.load(saved, weights_only=True)["config"]
+    edit(saved, config={**config, "validation_images": 10})  # every record then needs its val_loss
+    with pytest.raises(CheckpointError, match=rf"^{saved} has a malformed history \(.*'val_loss'.*\): it was edited"):
+        load_checkpoint(saved)
+    edit(saved, history=[{**r, "val_loss": r["test_loss"] + 1} for r in HISTORY])
+    assert load_checkpoint(saved)["history"][1]["val_loss"] == 276.0
+
+
+def test_an_emptied_history_is_refused_not_reported_or_resumed_as_another_run(saved):
+    edit(saved, history=[], epoch=0)  # the weights are still those of 2 epochs
+    with pytest.raises(CheckpointError, match=rf"^{saved} has a malformed history \(.*\): it was edited or damaged"):
+        load_model(saved)
+
+
+def test_nan_weights_are_refused_at_load_naming_the_file(saved):
+    weights = torch.load(saved, weights_only=True)["model"]
+    edit(saved, model={**weights, "enc_mu.bias": torch.full_like(weights["enc_mu.bias"], NAN)})
+    with pytest.raises(CheckpointError) as e:
+        load_model(saved)
+    assert str(e.value) == (
+        f"{saved} has a malformed model (enc_mu.bias holds NaN or infinite values): it was edited or damaged. "
+        "Retrain, or resume from a copy."
+    )
+
+
+def test_a_damaged_zip_end_record_is_one_line_naming_the_file(saved):
+    """The end of the archive: its directory's end record (and zip64 locator), where zipfile starts reading."""
+    reference, size = load_checkpoint(saved), saved.stat().st_size
+    for position in range(size - 100, size - 7, 3):  # 8 bytes flipped at each, as in issue's n - 30
+        original = saved.read_bytes()
+        data = bytearray(original)
+        data[position : position + 8] = bytes(b ^ 0xFF for b in data[position : position + 8])
+        saved.write_bytes(bytes(data))
+        try:
+            state = load_checkpoint(saved)
+        except CheckpointError as e:
+            assert str(saved) in str(e) and "\n" not in str(e)
+        else:  # bytes that no reader uses: the contents are unchanged
+            assert state["history"] == reference["history"]
+            assert all(torch.equal(state["model"][k], v) for k, v in reference["model"].items())
+        saved.write_bytes(original)
 
 
 def test_weights_that_disagree_with_their_config_are_a_checkpoint_error(saved):

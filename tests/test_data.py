@@ -159,6 +159,32 @@ def test_wrong_magic_bytes_name_the_file_and_say_delete_it(synthetic_dataset, tm
     assert leftovers(raw) == []
 
 
+def test_a_data_folder_whose_path_says_images_holds_labels_too(synthetic_dataset, tmp_path):
+    put_raw(synthetic_dataset, tmp_path / "my_images")  # each file is judged by its own name, not its folder's
+    x, y = load_split("fashion-mnist", "train", tmp_path / "my_images", download=False)
+    assert x.shape == (96, 784) and y.shape == (96,)
+
+
+def test_a_corrupt_local_gz_is_named_as_damaged_and_a_good_one_is_used(synthetic_dataset, tmp_path, monkeypatch):
+    def offline(raw):
+        raise OSError(errno.ENETUNREACH, "Network is unreachable")
+
+    monkeypatch.setitem(vdata.TORCHVISION_CLASS, "fashion-mnist", fake_torchvision(offline))
+    name = "train-images-idx3-ubyte"
+    raw = put_raw({n: b for n, b in synthetic_dataset.items() if n != name}, tmp_path / "data")
+    gz = raw / f"{name}.gz"
+    gz.write_bytes(b"garbage, not gzip")  # e.g. an interrupted download, or a bad copy
+    with pytest.raises(DataError) as e:
+        load_split("fashion-mnist", "train", tmp_path / "data")
+    assert str(e.value) == (
+        f"{gz} is truncated or corrupt (Not a gzipped file (b'ga')): delete it and run again to fetch a fresh copy."
+    )
+    assert leftovers(raw) == [gz.name]
+    write_gz(raw, {name: synthetic_dataset[name]})  # a good copy, offline
+    assert load_split("fashion-mnist", "train", tmp_path / "data")[0].shape == (96, 784)
+    assert (raw / name).read_bytes() == synthetic_dataset[name]
+
+
 def test_wrong_image_count_is_named(synthetic_dataset, debian, tmp_path):
     files = dict(synthetic_dataset)
     files["train-images-idx3-ubyte"] = (

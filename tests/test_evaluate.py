@@ -1,13 +1,16 @@
 import math
+import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from conftest import make_images
+from test_progress import Terminal, logged_steps
 from torch.distributions import Normal
 from torch.nn import functional as F
 
-from vae import Config, fit
+from vae import Config, fit, progress
 from vae import evaluate as ev
 from vae.data import fixed_binarization
 from vae.loss import cb_log_normalizer, dataset_elbo, elbo_terms
@@ -251,8 +254,9 @@ def test_pca_features_match_the_svd():
     assert train_pca.shape == (200, 2)
 
 
-def test_compare_representations_finds_the_informative_code():
+def test_compare_representations_finds_the_informative_code(capfd, monkeypatch):
     """Labels follow the code's clusters, the 'pixels' are noise: kNN must see it, and every map has n points."""
+    monkeypatch.setattr(progress, "live_bar", lambda: False)
     rng = np.random.default_rng(0)
     y_train, y_test = np.arange(300) % 3, np.arange(60) % 3
     centres = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])
@@ -263,6 +267,13 @@ def test_compare_representations_finds_the_informative_code():
     assert result["knn"]["μ (2-d)"] == 1.0
     assert result["knn"]["pixels (784-d)"] < 0.6 and result["knn"]["PCA of pixels (2-d)"] < 0.6
     assert all(m.shape == (40, 2) for m in result["maps"].values())
+    assert logged_steps(capfd.readouterr().err) == [
+        "5-NN accuracy on μ (2-d)",
+        "5-NN accuracy on pixels (784-d)",
+        "5-NN accuracy on PCA of pixels (2-d)",
+        "t-SNE of μ of 40 test images",
+        "t-SNE of pixels of 40 test images",
+    ]
 
 
 def test_iwae_with_the_continuous_bernoulli_adds_its_log_normaliser():
@@ -289,3 +300,47 @@ def test_k_convergence_gives_each_k_its_iwae_bound_and_standard_error(trained):
         assert r["se"] == pytest.approx(nll.std().item() / math.sqrt(128))
     bounds = [r["bound"] for r in records]
     assert bounds[0] > bounds[1] > bounds[2]  # a tighter bound with more samples (here by far more than the se)
+
+
+# --- Progress: each long step named while it runs, and no number changed by it ---------------------------------
+
+
+def test_in_a_log_evaluate_model_names_each_step_with_its_seed(trained, capfd, monkeypatch):
+    model, data = trained  # 128 test images
+    monkeypatch.setattr(progress, "live_bar", lambda: False)
+    settings = ev.EvalSettings(iw_samples=10, tsne_points=40, tsne_perplexity=5.0, tsne_max_iter=250)
+    ev.evaluate_model(model, data, settings, seed=3)
+    assert logged_steps(capfd.readouterr().err) == [
+        "seed 3: -ELBO of 128 test images",
+        "seed 3: IWAE K = 10 on 128 images",
+        "seed 3: 5-NN accuracy on μ of 128 test images",
+        "seed 3: t-SNE of μ of 40 test images, 250 iterations",
+    ]
+    ev.evaluate_model(model, data, replace(settings, tsne_points=0), seed=3, label="[2/15] beta=2.0,seed=3")
+    assert logged_steps(capfd.readouterr().err)[1] == "[2/15] beta=2.0,seed=3: IWAE K = 10 on 128 images"
+
+
+def test_progress_changes_no_number_and_progress_false_prints_nothing(trained, capfd, monkeypatch):
+    model, data = trained
+    settings = ev.EvalSettings(iw_samples=10, tsne_points=40, tsne_perplexity=5.0, tsne_max_iter=250)
+    quiet = ev.evaluate_model(model, data, settings, seed=3, progress=False)
+    assert capfd.readouterr() == ("", "")
+    monkeypatch.setattr(sys, "stderr", Terminal())  # live bars
+    live = ev.evaluate_model(model, data, settings, seed=3)
+    assert "seed 3: IWAE K = 10 on 128 images: 100%" in sys.stderr.getvalue()  # the bar reached its total
+    assert "seed 3: t-SNE of μ of 40 test images, 250 iterations ... " in sys.stderr.getvalue()
+    np.testing.assert_array_equal(quiet.pop("tsne").pop("embedding"), live.pop("tsne").pop("embedding"))
+    del quiet["seconds"], live["seconds"]
+    assert quiet == live
+
+
+def test_k_convergence_names_each_k_with_the_models_label(trained, capfd, monkeypatch):
+    model, (_, _, x, _) = trained
+    monkeypatch.setattr(progress, "live_bar", lambda: False)
+    ev.k_convergence(model, x, ks=(1, 10), label="default")
+    assert logged_steps(capfd.readouterr().err) == [
+        "default: IWAE K = 1 on 128 images",
+        "default: IWAE K = 10 on 128 images",
+    ]
+    ev.k_convergence(model, x, ks=(1, 10), progress=False)
+    assert capfd.readouterr() == ("", "")

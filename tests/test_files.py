@@ -213,3 +213,46 @@ def test_a_lock_folder_is_created_or_named_when_it_cannot_be(tmp_path):
         with vfiles.exclusive_lock(tmp_path / "run"):
             ran.append(1)
     assert ran == [] and (tmp_path / "run").read_text() == "a file"
+
+
+# Stored values: read back only in the shape their reader needs ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, shape, problem",
+    [
+        (1, float, None),
+        (2.5, float, None),
+        (True, float, "x is True, not a finite number"),  # a bool is never a number
+        (float("nan"), float, "x is nan, not a finite number"),
+        ("1.0", float, "x is '1.0', not a finite number"),
+        (3, int, None),
+        (3.0, int, "x is 3.0, not an integer"),
+        ({"a": 1, "b": "extra"}, {"a": int}, None),  # other keys may be there
+        ({"b": 1}, {"a": int, "c": int}, "x lacks ['a', 'c']"),
+        ([{"a": 1}, {"a": "1"}], [{"a": int}], "x[1]['a'] is '1', not an integer"),
+        ([], [int], None),
+        ("s", [int], "x is 's', not a list"),
+        (None, ({"a": int}, type(None)), None),
+        ([1], ({"a": int}, type(None)), "x is [1], not a dict"),  # the first alternative's problem
+        (list(range(100)), float, "x is [0, 1, 2, 3, 4, 5, ...], not a finite number"),  # a long value, shortened
+    ],
+)
+def test_shape_problem_names_the_first_part_that_does_not_fit(value, shape, problem):
+    assert vfiles.shape_problem(value, shape, "x") == problem
+
+
+def test_read_json_names_a_file_that_is_not_json_or_lacks_the_shape_its_reader_needs(tmp_path):
+    path, integers = tmp_path / "value.json", lambda value: vfiles.shape_problem(value, [int])
+    with pytest.raises(FileNotFoundError):
+        vfiles.read_json(path, integers)
+    path.write_text("[1, 2")
+    with pytest.raises(vfiles.DamagedFile, match=rf"^{path} is damaged or was edited \(not JSON: Expecting"):
+        vfiles.read_json(path, integers)
+    path.write_text('[1, "2"]')
+    with pytest.raises(vfiles.DamagedFile) as e:
+        vfiles.read_json(path, integers)
+    assert str(e.value) == f"{path} is damaged or was edited (the value[1] is '2', not an integer)"
+    assert isinstance(e.value, ValueError)  # the command line prints it as one line
+    path.write_text("[1, 2]")
+    assert vfiles.read_json(path, integers) == [1, 2]

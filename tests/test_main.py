@@ -8,13 +8,13 @@ import math
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import remount_read_only
+from conftest import remount_read_only, write_gz
 from fault_runner import assert_same_run, put_raw, start, wait_for
+from test_notebook import make_checkout
 
 import vae.__main__ as cli_module
 from vae import data as vdata
@@ -215,6 +215,42 @@ def test_disk_full_through_the_cli_is_one_line_exit_1(data_dir, tmp_path, monkey
 # Where the report writes ---------------------------------------------------------------------------------------
 
 
+def test_from_a_subfolder_of_a_checkout_defaults_are_under_its_root_and_typed_paths_under_the_current_folder(
+    synthetic_dataset, tmp_path, monkeypatch, capsys
+):
+    root = make_checkout(tmp_path / "repo")
+    write_gz(tmp_path / "debian", synthetic_dataset)  # the Debian package's files: decompressed into --data-dir
+    monkeypatch.setitem(vdata.DEBIAN_DIR, "fashion-mnist", tmp_path / "debian")
+    (root / "docs").mkdir()
+    monkeypatch.chdir(root / "docs")
+    assert main(["train", *TINY, "--epochs", "1", "--out", "x"]) == 0
+    assert vdata.raw_dir("fashion-mnist", root / "data").is_dir()  # the data in the checkout's data/
+    assert [p.name for p in (root / "docs").iterdir()] == ["x"]  # the checkpoint where the user said: docs/x
+    assert (root / "docs" / "x" / CHECKPOINT_NAME).is_file()
+
+    parser = cli_module.build_parser()
+    assert parser.parse_args(["train"]).out == "../runs/train" and parser.parse_args(["train"]).data_dir == "../data"
+    options = cli_module.report_options(parser.parse_args(["report"]))
+    assert (options.fig_dir, options.report_path, options.runs_dir, options.sweep_dir, options.bounds_dir) == (
+        "../figures", "../REPORT.md", "../runs", "../figures/experiments", "../figures/literature"
+    )  # fmt: skip
+    smoke = cli_module.report_options(parser.parse_args(["report", "--smoke", "--fig-dir", "f"]))
+    assert (smoke.fig_dir, smoke.report_path, smoke.runs_dir) == ("f", "../runs/smoke/REPORT.md", "../runs/smoke")
+    args = parser.parse_args(["sweep"])
+    cli_module.sweep_options(args)
+    assert (args.out, args.runs_dir, args.data_dir) == ("../figures/experiments", "../runs", "../data")
+    assert parser.parse_args(["bounds", "--checkpoint", "c"]).out == "../figures/literature"
+    args = parser.parse_args(["literature", "--run-dir", "r"])
+    assert (args.out, args.sweep_dir, args.data_dir) == ("../figures/literature", "../figures/experiments", "../data")
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: ../runs/train)" in help_text and "paths you type are read, relative to the current" in help_text
+
+    monkeypatch.chdir(tmp_path)  # outside a checkout: under the current folder
+    assert cli_module.build_parser().parse_args(["train"]).out == "runs/train"
+
+
 def test_a_smoke_report_writes_only_under_runs_smoke(data_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(pipeline.SMOKE, "train_images", 96)  # all of the synthetic data
     monkeypatch.setitem(pipeline.SMOKE, "test_images", 32)
@@ -251,22 +287,49 @@ def test_the_removed_jobs_option_is_a_one_line_usage_error(no_work, capsys):
 EPOCHS = 5
 
 
-def test_an_interrupted_training_says_how_to_resume_and_resumes_bit_identically(data_dir, tmp_path):
+@pytest.mark.parametrize(
+    "sent, ignore_sigint, how, code",
+    [
+        (signal.SIGINT, False, "interrupted", 130),  # Ctrl-C
+        (signal.SIGINT, True, "interrupted", 130),  # from a parent that ignores SIGINT (`bash -c '... & wait'`)
+        (signal.SIGTERM, False, "terminated", 143),  # kill, a CI runner's time-out, a shutdown
+    ],
+    ids=["sigint", "sigint-from-a-parent-that-ignores-it", "sigterm"],
+)
+def test_an_interrupted_training_says_what_is_saved_and_resumes_bit_identically(
+    sent, ignore_sigint, how, code, data_dir, tmp_path
+):
     cli = ["train", "--data-dir", str(data_dir), *TINY, "--epochs", str(EPOCHS)]
     run = tmp_path / "run"
-    child = start("slow", 0.15, [*cli, "--out", str(run)])  # 3 batches of 0.15 s per epoch
-    wait_for(run / CHECKPOINT_NAME, child)
-    time.sleep(0.2)  # into epoch 2 (or later on a busy machine), mid-epoch
-    child.send_signal(signal.SIGINT)  # Ctrl-C
+    child = start("pause", tmp_path / "paused", [*cli, "--out", str(run)], ignore_sigint=ignore_sigint)
+    wait_for(tmp_path / "paused", child)  # the child waits in epoch 2, before its second batch
+    child.send_signal(sent)
     _, err = child.communicate(timeout=60)
-    assert child.returncode == 130 and TRACEBACK not in err
-    assert (
-        err.strip().splitlines()[-1] == f"interrupted: finished epochs are saved in {run}/; add --resume to continue."
-    )
-    assert 1 <= load_checkpoint(run / CHECKPOINT_NAME)["epoch"] < EPOCHS, "the run finished before the signal"
+    assert child.returncode == code and TRACEBACK not in err, err
+    assert err.strip().splitlines()[-1] == f"{how}: 1 finished epoch saved in {run}/; add --resume to continue."
+    assert sorted(p.name for p in run.iterdir()) == [".lock", CHECKPOINT_NAME]  # no temporary left behind
+    assert load_checkpoint(run / CHECKPOINT_NAME)["epoch"] == 1
     assert main([*cli, "--out", str(run), "--resume"]) == 0
     assert main([*cli, "--out", str(tmp_path / "reference")]) == 0
     assert_same_run(run, tmp_path / "reference", EPOCHS)
+
+
+@pytest.mark.parametrize(
+    "sent, how", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")], ids=["sigint", "sigterm"]
+)
+def test_an_interruption_during_the_first_save_says_that_nothing_was_saved(sent, how, data_dir, tmp_path):
+    run = tmp_path / "run"
+    cli = ["train", "--data-dir", str(data_dir), *TINY, "--epochs", "2", "--out", str(run)]
+    child = start("pause-in-save", tmp_path / "paused", cli)
+    wait_for(tmp_path / "paused", child)  # its temporary file is written, not yet renamed into place
+    assert [p.name for p in run.iterdir() if p.name.endswith(".tmp")] == [f".{CHECKPOINT_NAME}.{child.pid}.tmp"]
+    child.send_signal(sent)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 128 + sent and TRACEBACK not in err, err
+    assert err.strip().splitlines()[-1] == (
+        f"{how}: no epoch had finished, so nothing was saved in {run}/; run the same command again to start."
+    )
+    assert [p.name for p in run.iterdir()] == [".lock"]  # the temporary is removed
 
 
 def test_bounds_adds_a_models_records_and_keeps_the_others(data_dir, tmp_path, capsys):

@@ -2,12 +2,19 @@
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import nbformat
 import pytest
 import torch
+from IPython.core.inputtransformer2 import TransformerManager
 
 from vae import notebook as nb
+from vae.config import Config
+from vae.evaluate import EvalSettings
 from vae.model import VAE
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def make_checkout(root):
@@ -59,6 +66,49 @@ def test_env_param_rejects_what_it_cannot_parse_naming_the_variable(monkeypatch,
     monkeypatch.setenv("VAE_THING", raw)
     with pytest.raises(ValueError, match=message):
         nb.env_param("THING", default)
+
+
+@pytest.mark.parametrize(
+    "cls, params, message",
+    [
+        (Config, {"num_epochs": -1}, "VAE_NUM_EPOCHS must be >= 1, got -1"),
+        (Config, {"seed": -1}, r"VAE_SEED must be in \[0, 2\*\*63\), got -1"),
+        (EvalSettings, {"tsne_points": -5}, r"VAE_TSNE_POINTS must be 0 \(no t-SNE\) or exceed 3 x perplexity"),
+        (EvalSettings, {"iw_samples": 0}, "VAE_IW_SAMPLES must be an integer >= 1, got 0"),
+    ],
+)
+def test_from_params_names_the_notebook_variable_not_the_field(cls, params, message):
+    with pytest.raises(ValueError, match=f"^{message}") as e:
+        nb.from_params(cls, params)
+    assert "config." not in str(e.value) and "--" not in str(e.value)
+    assert nb.from_params(Config, {"num_epochs": 3}, device="cpu") == Config(num_epochs=3, device="cpu")
+
+
+def setup_cells(name: str) -> tuple[str, str]:
+    """A notebook's parameters cell and the setup cell after it, as plain Python."""
+    cells = [c for c in nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells if c.cell_type == "code"]
+    return tuple(TransformerManager().transform_cell(c.source) for c in cells[1:3])
+
+
+@pytest.mark.parametrize(
+    "name, variable, value",
+    [
+        ("vae_fashion_mnist", "NUM_EPOCHS", "-1"),
+        ("vae_fashion_mnist", "SEED", "-1"),
+        ("vae_fashion_mnist", "TSNE_POINTS", "-5"),
+        ("vae_fashion_mnist", "IW_SAMPLES", "0"),
+        ("latent_space", "NUM_EPOCHS", "-1"),
+        ("latent_space", "SEED", "-1"),
+        ("latent_space", "TSNE_POINTS", "-5"),
+    ],
+)
+def test_a_bad_notebook_parameter_fails_in_the_setup_cell_naming_its_variable(name, variable, value, monkeypatch):
+    monkeypatch.setenv(f"VAE_{variable}", value)
+    parameters, setup = setup_cells(name)
+    namespace = {"get_ipython": lambda: SimpleNamespace(run_line_magic=lambda *args: None)}  # for %matplotlib
+    exec(parameters, namespace)
+    with pytest.raises(ValueError, match=f"^VAE_{variable} must"):
+        exec(setup, namespace)
 
 
 def test_project_root_is_found_from_the_notebooks_folder_and_not_elsewhere(tmp_path, monkeypatch):

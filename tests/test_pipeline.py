@@ -4,14 +4,16 @@ import hashlib
 import json
 import math
 import statistics
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import REPO, full_disk_on_write, remount_read_only, write_gz
+from test_progress import logged_steps
 
-from vae import Config, fit, pipeline, report
+from vae import Config, fit, pipeline, progress, report
 from vae import data as vdata
 from vae import files as vfiles
 from vae import train as vtrain
@@ -128,6 +130,25 @@ def test_report_writes_the_set_and_a_second_run_reuses_the_stored_evaluation(con
     assert "2 of 2 evaluations were read from an earlier run's stored results" in text
 
 
+def test_in_a_log_the_report_names_each_step_with_its_seed(config, tmp_path, capfd, monkeypatch):
+    monkeypatch.setattr(progress, "live_bar", lambda: False)
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)  # the epochs' log lines too
+    pipeline.make_report(config, options(tmp_path, seeds=[1]))
+    err = capfd.readouterr().err
+    assert err.splitlines()[0].startswith("seed 1: epoch 1/1: train ")
+    later = ["5-NN accuracy on pixels (the baseline for μ)", "seed 1: drawing the figures",
+             f"writing 6 figures, metrics.json and {tmp_path / 'REPORT.md'}"]  # fmt: skip
+    assert logged_steps(err) == [
+        "seed 1: -ELBO of 32 test images",
+        "seed 1: IWAE K = 10 on 32 images",
+        "seed 1: 5-NN accuracy on μ of 32 test images",
+        "seed 1: t-SNE of μ of 20 test images, 250 iterations",
+        *later,
+    ]
+    pipeline.make_report(config, options(tmp_path, seeds=[1]))  # the model and its evaluation are reused
+    assert logged_steps(capfd.readouterr().err) == later
+
+
 def test_a_damaged_or_other_evaluation_is_recomputed(config, tmp_path):
     m = make(config, tmp_path)
     stored = Path(m["runs"]["0"]["checkpoint"]).parent / pipeline.EVALUATION_NAME
@@ -144,6 +165,29 @@ def test_a_damaged_or_other_evaluation_is_recomputed(config, tmp_path):
     text = (tmp_path / "REPORT.md").read_text(encoding="utf-8")
     assert "K = 7" in text and "K = 10" not in text
     assert temporaries(tmp_path) == []
+
+
+def test_a_stored_value_that_cannot_be_right_is_recomputed_naming_the_file(config, tmp_path, capsys):
+    m = make(config, tmp_path)
+    evaluation = Path(m["runs"]["0"]["checkpoint"]).parent / pipeline.EVALUATION_NAME
+    knn = tmp_path / "runs" / "knn_pixels.json"
+    good = json.loads(evaluation.read_text())["value"]
+    edits = [(evaluation, {**good, "iwae_nll": 1.0}, "its IWAE NLL 1.00 is not its -ELBO"),  # far below the -ELBO
+             (evaluation, {**good, "iwae_nll": good["test_loss"] + 10}, "its IWAE NLL"),  # above its own bound
+             (evaluation, {**good, "test_kl": -1.0}, "its -ELBO"),
+             (evaluation, "garbage", "the value is 'garbage', not a dict"),
+             (evaluation, {k: v for k, v in good.items() if k != "kl_per_dim"}, "the value lacks ['kl_per_dim']"),
+             (knn, "garbage", "the value is 'garbage', not a finite number"),
+             (knn, 7.0, "the accuracy 7.0 is not in [0, 1]")]  # fmt: skip
+    for path, value, why in edits:
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"value": value}))  # the key still matches
+        capsys.readouterr()
+        again = make(config, tmp_path)
+        said = [line for line in capsys.readouterr().err.splitlines() if str(path) in line]
+        assert len(said) == 1 and said[0].startswith(f"{path} is damaged or was edited ({why}"), said
+        assert said[0].endswith("): recomputing it.")
+        assert again["summary"] == m["summary"] and again["knn_accuracy_pixels"] == m["knn_accuracy_pixels"]
+        assert json.loads(path.read_text())["value"] != value  # replaced by the right value
 
 
 def test_other_epochs_are_trained_not_reused(config, tmp_path):

@@ -3,18 +3,21 @@
 import csv
 import json
 import math
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import REPO, full_disk_on_write, write_gz
+from test_progress import logged_steps
 
-from vae import Config, report
+from vae import Config, progress, report
 from vae import data as vdata
 from vae import files as vfiles
 from vae import sweep as sw
 from vae import train as vtrain
 from vae.__main__ import main
+from vae.checkpoint import RECORD
 from vae.evaluate import EvalSettings
 from vae.literature import ORIGINAL_REPORT_LOSS
 from vae.model import VAE
@@ -111,10 +114,52 @@ def test_sweep_stores_each_run_and_skips_what_is_done(base, settings, tmp_path, 
     assert rows[0]["runs"] == 1 and rows[0]["iw_samples"] == 5 and math.isnan(rows[0]["test_loss_sd"])
 
 
+def test_in_a_log_each_run_is_named_with_its_number_in_its_epochs_and_evaluation(
+    base, settings, tmp_path, capfd, monkeypatch
+):
+    monkeypatch.setattr(progress, "live_bar", lambda: False)
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)  # the epochs' log lines too
+    runs = dict(list(sw.plan(base, ["kl_weight"], seeds=(0,), smoke=True).items())[:2])
+    sw.sweep(runs, tmp_path / "experiments", tmp_path / "runs", settings, smoke=True, log=quiet)
+    err = capfd.readouterr().err
+    for i, name in enumerate(runs, 1):
+        assert f"[{i}/2] {name}: epoch 1/1: train " in err
+    steps = ["-ELBO of 24 test images", "IWAE K = 5 on 24 images", "5-NN accuracy on μ of 24 test images",
+             "t-SNE of μ of 16 test images, 250 iterations"]  # fmt: skip
+    assert logged_steps(err) == [f"[{i}/2] {name}: {step}" for i, name in enumerate(runs, 1) for step in steps]
+    sw.sweep(runs, tmp_path / "other", tmp_path / "runs", settings, smoke=True, log=quiet, progress=False)
+    assert capfd.readouterr() == ("", "")
+
+
 def stored(config: Config, smoke: bool, **evaluation) -> dict:
-    """A stored result as run_one writes it, with only the fields that decide its reuse."""
+    """A stored result in the shape run_one writes, its numbers made up; its config, smoke and evaluation decide."""
     key = {"iw_samples": 5, "knn_k": 5, "test_images": 24, "binarized_test_set": config.binarize} | evaluation
-    return {"name": "x", "config": config.to_dict(), "smoke": smoke, "status": "ok", "evaluation": key}
+    history = [{k: 1 if k == "epoch" else 200.0 for k in RECORD}]
+    metrics = {"test_loss": 300.0, "test_bce": 280.0, "test_kl": 20.0, "iwae_nll": 297.0, "knn_accuracy": 0.7,
+               "active_units": 3, "train_seconds": 1.0}  # fmt: skip
+    return {"name": "x", "config": config.to_dict(), "smoke": smoke, "status": "ok", "evaluation": key,
+            "history": history, "metrics": metrics, "tsne": None}  # fmt: skip
+
+
+def test_a_damaged_stored_result_is_recomputed_by_the_sweep_and_refused_by_load_results(
+    base, settings, tmp_path, capsys
+):
+    runs = {"default,seed=0": sw.plan(base, ["training"], seeds=(0,), smoke=True)["default,seed=0"]}
+    out, runs_dir = tmp_path / "experiments", tmp_path / "runs"
+    sw.sweep(runs, out, runs_dir, settings, smoke=True, log=quiet)
+    path = out / "runs" / "default,seed=0.json"
+    good = json.loads(path.read_text())
+    for damaged, why in [({**good, "metrics": {**good["metrics"], "iwae_nll": 1e4}}, "its IWAE NLL 10000.00 exceeds"),
+                         ("garbage", "the value is 'garbage', not a dict"),
+                         ({**good, "history": [{"epoch": 1}]}, "the value['history'][0] lacks")]:  # fmt: skip
+        path.write_text(json.dumps(damaged))
+        with pytest.raises(ValueError) as e:
+            sw.load_results(out)
+        assert str(e.value).startswith(f"{path} is damaged or was edited ({why}") and "\n" not in str(e.value)
+        capsys.readouterr()
+        sw.sweep(runs, out, runs_dir, settings, smoke=True, log=quiet)  # recomputed from the checkpoint
+        assert f"{path} is damaged or was edited ({why}" in capsys.readouterr().err
+        assert sw.load_results(out)["default,seed=0"]["metrics"]["iwae_nll"] == good["metrics"]["iwae_nll"]
 
 
 @pytest.mark.parametrize(

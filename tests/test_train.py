@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +22,12 @@ from vae import files as vfiles
 from vae import train as vtrain
 from vae.__main__ import main
 from vae.config import PRESETS, ConfigError, run_name
-from vae.data import fixed_binarization, iterate_batches
+from vae.data import (
+    TEST_BINARIZATION_SEED,
+    VALIDATION_BINARIZATION_SEED,
+    fixed_binarization,
+    iterate_batches,
+)
 from vae.loss import dataset_elbo
 from vae.train import CHECKPOINT_NAME, make_optimizer, train_or_load
 
@@ -291,6 +295,27 @@ def test_resume_refuses_another_config(tiny_config, images, tmp_path):
     assert (tmp_path / CHECKPOINT_NAME).read_bytes() == before
 
 
+def test_resume_refuses_an_optimizer_state_that_does_not_fit_the_model(tiny_config, images, tmp_path):
+    tiny_config.num_epochs = 1
+    fit(tiny_config, *images, out_dir=tmp_path, progress=False)
+    path = tmp_path / CHECKPOINT_NAME
+    state = torch.load(path, weights_only=True)
+    moments = state["optimizer"]["state"]
+    moments[0], moments[1] = moments[1], moments[0]  # a well-formed state, of the wrong parameters
+    torch.save(state, path)
+    tiny_config.num_epochs = 2
+    with pytest.raises(CheckpointError) as e:
+        fit(tiny_config, *images, out_dir=tmp_path, resume=True, progress=False)
+    assert str(e.value) == (
+        f"{path} has an optimizer state that does not fit its weights: it was edited or damaged. "
+        "Retrain, or resume from a copy."
+    )
+    del moments[1]  # one parameter's state missing
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=rf"^{path} has an optimizer state that does not fit its weights"):
+        fit(tiny_config, *images, out_dir=tmp_path, resume=True, progress=False)
+
+
 def test_resume_refuses_a_checkpoint_with_more_epochs_than_asked(tiny_config, images, tmp_path):
     tiny_config.num_epochs = 2
     fit(tiny_config, *images, out_dir=tmp_path, progress=False)
@@ -462,14 +487,12 @@ def cli(synthetic_dataset, tmp_path):
 
 def test_killed_mid_epoch_then_resumed_is_bit_identical(cli, tmp_path):
     run = tmp_path / "run"
-    child = start("slow", 0.15, [*cli, "--out", str(run)])  # 3 batches of 0.15 s per epoch
-    wait_for(run / CHECKPOINT_NAME, child)
-    time.sleep(0.2)  # into epoch 2 (or later on a busy machine), mid-epoch
+    child = start("pause", tmp_path / "paused", [*cli, "--out", str(run)])
+    wait_for(tmp_path / "paused", child)  # the child waits in epoch 2, before its second batch
     child.send_signal(signal.SIGKILL)
     child.communicate(timeout=60)
     assert child.returncode == -signal.SIGKILL
-    done = load_checkpoint(run / CHECKPOINT_NAME)["epoch"]
-    assert 1 <= done < EPOCHS, "the run finished before the signal"
+    assert load_checkpoint(run / CHECKPOINT_NAME)["epoch"] == 1
     assert main([*cli, "--out", str(run), "--resume"]) == 0
     assert main([*cli, "--out", str(tmp_path / "reference")]) == 0
     assert_same_run(run, tmp_path / "reference", EPOCHS)
@@ -492,16 +515,16 @@ def test_death_mid_save_keeps_the_previous_checkpoint_and_poisons_nothing(cli, t
 
 def test_a_second_training_into_a_busy_folder_fails_clearly(cli, tmp_path, capsys):
     run = tmp_path / "run"
-    child = start("slow", 0.1, [*cli, "--out", str(run)])
+    child = start("pause", tmp_path / "paused", [*cli, "--out", str(run)])
     try:
-        wait_for(run / CHECKPOINT_NAME, child)
+        wait_for(tmp_path / "paused", child)  # the child holds the folder, in epoch 2
         assert main([*cli, "--out", str(run), "--resume"]) == 1
         err = capsys.readouterr().err
         assert err == (
             f"error: {run} is in use by another run: wait for it to finish, or write elsewhere "
             "(train: --out; report and sweep: --runs-dir).\n"
         )
-        _, child_err = child.communicate(timeout=120)  # the first run is undisturbed, and finishes
+        _, child_err = child.communicate(timeout=120)  # let go (stdin closed): undisturbed, it finishes
         assert child.returncode == 0, child_err
     finally:
         child.kill()
@@ -590,10 +613,30 @@ def test_the_validation_split_is_scored_each_epoch_and_best_pt_holds_its_best_ep
     _, history = fit(config, train_x, test_x, tmp_path, progress=False)
     best_model, _, best_history = load_model(tmp_path / vtrain.BEST_NAME)
     val_losses = [r["val_loss"] for r in history]
-    assert len(best_history) == 1 + val_losses.index(min(val_losses))
-    # Independent recomputation: the held-out images are the last 128, binarised once; the model of that epoch.
-    val = dataset_elbo(best_model, fixed_binarization(train_x[-128:]), seed=config.seed)
+    best = 1 + val_losses.index(min(val_losses))
+    assert len(best_history) == best
+    # Independent recomputation: the held-out images are the last 128, binarised once with their own seed; the model
+    # of that epoch, with that epoch's own draws of z.
+    val_x = fixed_binarization(train_x[-128:], VALIDATION_BINARIZATION_SEED)
+    val = dataset_elbo(best_model, val_x, seed=vtrain.epoch_seed(config.seed, best))
     assert val["loss"] == pytest.approx(min(val_losses), rel=1e-6)
+    other_draws = dataset_elbo(best_model, val_x, seed=vtrain.epoch_seed(config.seed, best + 1))
+    assert other_draws["loss"] != pytest.approx(val["loss"], rel=1e-6)  # fresh noise each epoch
+
+
+def test_the_validation_and_test_binarisations_are_independent():
+    # Drawn with one seed, the two sets' bits would be coupled pixel by pixel (common random numbers): for grey
+    # level 1/2 they would always agree. Independent draws agree on half of the pixels.
+    x = torch.full((100, 784), 0.5)
+    test, val = (fixed_binarization(x, seed) for seed in (TEST_BINARIZATION_SEED, VALIDATION_BINARIZATION_SEED))
+    assert torch.equal(test, fixed_binarization(x)) and TEST_BINARIZATION_SEED != VALIDATION_BINARIZATION_SEED
+    assert (test == val).float().mean().item() == pytest.approx(0.5, abs=0.01)  # sd 0.0018 over 78,400 pixels
+
+
+def test_epoch_seeds_differ_by_epoch_and_by_run_and_repeat():
+    seeds = {(s, e): vtrain.epoch_seed(s, e) for s in (0, 1, 2**63 - 1) for e in range(1, 2001)}
+    assert len(set(seeds.values())) == len(seeds) and all(0 <= v < 2**63 for v in seeds.values())
+    assert vtrain.epoch_seed(1, 5) == seeds[(1, 5)]
 
 
 def test_validation_images_never_reach_the_training_step(tiny_config, images, monkeypatch):

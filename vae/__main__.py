@@ -4,19 +4,35 @@ Every option is checked before any work starts; a bad one exits with a one-line 
 """
 
 import argparse
+import contextlib
 import errno
+import os
+import signal
 import sys
 import tempfile
+import threading
+from dataclasses import replace
 from pathlib import Path
 
-from vae.checkpoint import CheckpointError
+from vae.checkpoint import CheckpointError, load_checkpoint
 from vae.config import DATASETS, PRESETS, Config, ConfigError
 from vae.data import DataError, load_data
 from vae.evaluate import EvalSettings
 from vae.files import OutputError
+from vae.notebook import project_dir
 from vae.train import BEST_NAME, CHECKPOINT_NAME, TrainingDiverged, fit, pick_device
 
 DEFAULTS = Config()
+PATHS = (
+    "Default paths lie in the repository when run from any folder of a checkout of it, else in the current folder; "
+    "defaults are shown, and paths you type are read, relative to the current folder."
+)
+
+
+def rooted(path: str) -> str:
+    """A default path: under the root of the checkout that holds the current folder (as for the notebooks), else
+    under the current folder; written relative to the current folder, e.g. '../runs' from docs/."""
+    return os.path.relpath(project_dir(None, path))
 
 
 def add_config_args(parser: argparse.ArgumentParser, d: Config) -> None:
@@ -26,7 +42,7 @@ def add_config_args(parser: argparse.ArgumentParser, d: Config) -> None:
         "(docs/literature-protocol.md); other options override its settings"
     )  # fmt: skip
     parser.add_argument("--dataset", default=d.dataset, help=f"one of {', '.join(DATASETS)} (default: %(default)s)")
-    parser.add_argument("--data-dir", default=d.data_dir, help="where the dataset is kept (default: %(default)s)")
+    parser.add_argument("--data-dir", default=rooted(d.data_dir), help="the dataset's folder (default: %(default)s)")
     parser.add_argument("--epochs", dest="num_epochs", type=int, default=d.num_epochs, help="default: %(default)s")
     parser.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
@@ -97,8 +113,10 @@ def report_options(args):
     from vae.pipeline import ReportOptions
 
     evaluation = EvalSettings(iw_samples=args.iw_samples, tsne_points=args.tsne_points)
-    keys = ("fig_dir", "report_path", "runs_dir", "from_checkpoint", "smoke")
-    return ReportOptions(seeds=args.seeds or [args.seed], evaluation=evaluation, **{k: getattr(args, k) for k in keys})
+    given = {k: getattr(args, k) for k in ("fig_dir", "report_path", "runs_dir", "from_checkpoint", "smoke")}
+    options = ReportOptions(seeds=args.seeds or [args.seed], evaluation=evaluation, **given)
+    paths = ("fig_dir", "report_path", "runs_dir", "sweep_dir", "bounds_dir")  # the library's defaults, made rooted
+    return replace(options, **{k: rooted(getattr(options, k)) for k in paths if getattr(args, k, None) is None})
 
 
 def report(args, config: Config) -> None:
@@ -125,8 +143,8 @@ def sweep_options(args):
     evaluation = EvalSettings(iw_samples=args.iw_samples, tsne_points=args.tsne_points)
     if args.smoke:
         evaluation = EvalSettings(iw_samples=min(args.iw_samples, 10), tsne_points=min(args.tsne_points, 300))
-    args.out = args.out or ("runs/smoke/experiments" if args.smoke else "figures/experiments")
-    args.runs_dir = args.runs_dir or ("runs/smoke" if args.smoke else "runs")
+    args.out = args.out or rooted("runs/smoke/experiments" if args.smoke else "figures/experiments")
+    args.runs_dir = args.runs_dir or rooted("runs/smoke" if args.smoke else "runs")
     args.seeds = args.seeds or ((0,) if args.smoke else sw.SEEDS)
     base = Config(data_dir=args.data_dir, device=args.device)
     return sw.plan(base, args.ablations, args.seeds, smoke=args.smoke), evaluation
@@ -166,7 +184,7 @@ def bounds(args, config: Config) -> None:
     x_test = load_data(trained.dataset, config.data_dir)[2]  # the whole test split
     if trained.binarize:
         x_test = fixed_binarization(x_test)  # as the model was scored in training
-    found = k_convergence(model, x_test, args.ks, seed=trained.seed, likelihood=trained.likelihood)
+    found = k_convergence(model, x_test, args.ks, seed=trained.seed, likelihood=trained.likelihood, label=args.label)
     path = Path(args.out) / "k_convergence.json"
     records = update_records(path, args.label, data_label(trained), found)
     with staged_writes() as stage:
@@ -207,7 +225,7 @@ def literature(args, config: Config) -> None:
         raise ValueError(f"{run} is not a run of the literature protocol (binarised, with a validation split)")
     history = load_checkpoint(run / CHECKPOINT_NAME)["history"]  # every epoch so far
     x_test = fixed_binarization(load_data(trained.dataset, config.data_dir)[2])  # as the model was scored in training
-    found = k_convergence(model, x_test, args.ks, seed=trained.seed)
+    found = k_convergence(model, x_test, args.ks, seed=trained.seed, label=trained.dataset)
     label = lit.model_label(trained.dataset)
     records = lit.update_records(out / "k_convergence.json", label, lit.data_label(trained), found)
     results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
@@ -240,7 +258,7 @@ def add_train_command(commands, defaults: Config) -> None:
         epilog="example: python -m vae train --epochs 20 --latent-dim 2 --out runs/z2",
     )
     add_config_args(p, defaults)
-    p.add_argument("--out", default="runs/train", help="folder for checkpoint.pt (default: %(default)s)")
+    p.add_argument("--out", default=rooted("runs/train"), help="folder for checkpoint.pt (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt if it exists")
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
     p.set_defaults(run=train, options=None)
@@ -260,9 +278,10 @@ def add_report_command(commands, defaults: Config) -> None:
     add_evaluation_args(p, iw_samples=1000, tsne_points=10000)
     p.add_argument("--from-checkpoint", default=None, metavar="PATH", help="evaluate this checkpoint; no training")
     p.add_argument("--smoke", action="store_true", help="tiny and fast (2000 images, 1 epoch), into runs/smoke/")
-    p.add_argument("--fig-dir", default=None, help="figures and metrics.json (default: figures, or runs/smoke/figures)")
-    p.add_argument("--report-path", default=None, help="default: REPORT.md, or runs/smoke/REPORT.md")
-    p.add_argument("--runs-dir", default=None, help="checkpoints (default: runs, or runs/smoke)")
+    smoke = rooted("runs/smoke")
+    p.add_argument("--fig-dir", help=f"figures and metrics.json (default: {rooted('figures')}, or {smoke}/figures)")
+    p.add_argument("--report-path", help=f"default: {rooted('REPORT.md')}, or {smoke}/REPORT.md")
+    p.add_argument("--runs-dir", help=f"checkpoints (default: {rooted('runs')}, or {smoke})")
     p.set_defaults(run=report, options=report_options)
 
 
@@ -274,7 +293,7 @@ def add_sweep_command(commands) -> None:
         "in OUT/runs/<name>.json and reused if it matches, so an interrupted sweep resumes where it stopped.",
         epilog="example: python -m vae sweep --ablations kl_weight --seeds 0",
     )
-    p.add_argument("--data-dir", default=DEFAULTS.data_dir, help="where the dataset is kept (default: %(default)s)")
+    p.add_argument("--data-dir", default=rooted(DEFAULTS.data_dir), help="the dataset's folder (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="default: %(default)s")
     p.add_argument(
         "--ablations", nargs="+", help="any of variance_head kl_weight latent_dim data_protocol training (default: all)"
@@ -282,8 +301,9 @@ def add_sweep_command(commands) -> None:
     p.add_argument("--seeds", nargs="+", type=int, help="default: 0 1 2 (0 with --smoke)")
     add_evaluation_args(p, iw_samples=100, tsne_points=2000)
     p.add_argument("--smoke", action="store_true", help="6000/1000 images, 1/10 of the epochs, K <= 10: for CI")
-    p.add_argument("--out", help="table and figures (default: figures/experiments, or runs/smoke/experiments)")
-    p.add_argument("--runs-dir", help="checkpoints (default: runs, or runs/smoke)")
+    out, smoke = rooted("figures/experiments"), rooted("runs/smoke")
+    p.add_argument("--out", help=f"table and figures (default: {out}, or {smoke}/experiments)")
+    p.add_argument("--runs-dir", help=f"checkpoints (default: {rooted('runs')}, or {smoke})")
     p.set_defaults(run=sweep, options=sweep_options)
 
 
@@ -299,8 +319,8 @@ def add_bounds_command(commands) -> None:
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by train or report")
     p.add_argument("--ks", type=int, nargs="+", default=[1, 10, 100, 1000, 5000], help="default: %(default)s")
     p.add_argument("--label", default="default", help="the model's name in the table (default: %(default)s)")
-    p.add_argument("--out", default="figures/literature", help="default: %(default)s")
-    p.add_argument("--data-dir", default=DEFAULTS.data_dir, help="where the dataset is kept (default: %(default)s)")
+    p.add_argument("--out", default=rooted("figures/literature"), help="default: %(default)s")
+    p.add_argument("--data-dir", default=rooted(DEFAULTS.data_dir), help="the dataset's folder (default: %(default)s)")
     p.add_argument("--device", default="auto", help="default: %(default)s")
     p.set_defaults(run=bounds, options=bounds_options)
 
@@ -317,9 +337,9 @@ def add_literature_command(commands) -> None:
     )
     p.add_argument("--run-dir", required=True, help="the --out folder of the training run")
     p.add_argument("--ks", type=int, nargs="+", default=[1, 10, 100, 1000, 5000], help="default: %(default)s")
-    p.add_argument("--out", default="figures/literature", help="default: %(default)s")
-    p.add_argument("--sweep-dir", default="figures/experiments", help="stored sweep (default: %(default)s)")
-    p.add_argument("--data-dir", default=DEFAULTS.data_dir, help="where the dataset is kept (default: %(default)s)")
+    p.add_argument("--out", default=rooted("figures/literature"), help="default: %(default)s")
+    p.add_argument("--sweep-dir", default=rooted("figures/experiments"), help="stored sweep (default: %(default)s)")
+    p.add_argument("--data-dir", default=rooted(DEFAULTS.data_dir), help="the dataset's folder (default: %(default)s)")
     p.add_argument("--device", default="auto", help="default: %(default)s")
     p.set_defaults(run=literature, options=literature_options)
 
@@ -327,13 +347,15 @@ def add_literature_command(commands) -> None:
 def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     """The parser; with a preset, the config options default to the preset's values (see `main`)."""
     defaults = Config(**PRESETS[preset]) if preset in PRESETS else DEFAULTS
-    parser = argparse.ArgumentParser(prog="python -m vae", description="A VAE on Fashion-MNIST.")
+    parser = argparse.ArgumentParser(prog="python -m vae", description=f"A VAE on Fashion-MNIST. {PATHS}")
     commands = parser.add_subparsers(dest="command", required=True)
     add_train_command(commands, defaults)
     add_report_command(commands, defaults)
     add_sweep_command(commands)
     add_bounds_command(commands)
     add_literature_command(commands)
+    for command in commands.choices.values():
+        command.description += f" {PATHS}"
     return parser
 
 
@@ -349,20 +371,53 @@ def main(argv=None) -> int:
     except (ConfigError, ValueError) as e:
         parser.error(str(e))
     try:
-        args.run(args, config)
+        with sigterm_as_interrupt():
+            args.run(args, config)
     except ConfigError as e:  # found only once the data is loaded, e.g. a batch larger than the dataset
         parser.error(str(e))
     except (DataError, CheckpointError, TrainingDiverged, OutputError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        if args.command == "train":
-            again = f"finished epochs are saved in {args.out}/; add --resume to continue"
-        else:
-            again = "finished epochs and runs are saved; run the same command again to continue"
-        print(f"\ninterrupted: {again}.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated); every staged write has been undone
+        how = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"\n{how}: {what_is_saved(args)}.", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it ends as Ctrl-C does: clean-up runs, one line is printed."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """During the block, SIGTERM raises Terminated (unless it is ignored, or this is not the main thread)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def what_is_saved(args) -> str:
+    """After an interruption: what is on disk, and how to continue."""
+    if args.command != "train":
+        return "finished epochs and runs are saved; run the same command again to continue"
+    path = Path(args.out) / CHECKPOINT_NAME
+    try:
+        epochs = load_checkpoint(path)["epoch"] if path.exists() else 0
+    except CheckpointError:
+        epochs = 0
+    if not epochs:
+        return f"no epoch had finished, so nothing was saved in {args.out}/; run the same command again to start"
+    return f"{epochs} finished epoch{'s' * (epochs > 1)} saved in {args.out}/; add --resume to continue"
 
 
 if __name__ == "__main__":

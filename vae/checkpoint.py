@@ -9,12 +9,17 @@ from pathlib import Path
 import torch
 
 from vae.config import Config
-from vae.files import atomic_path
+from vae.files import atomic_path, shape_problem
 from vae.model import VAE
 
 FORMAT_VERSION = 2
 KEYS = ("format_version", "config", "model", "optimizer", "history", "epoch", "rng_state", "data_sizes")
 RETRAIN = "Retrain, or resume from a copy."
+# What every history record holds (vae.train.fit writes them): losses in nats per image, seconds; "val_loss" too
+# with a validation split.
+RECORD = {"epoch": int, **dict.fromkeys(("train_loss", "train_bce", "train_kl", "test_loss", "test_bce", "test_kl",
+                                         "seconds"), float)}  # fmt: skip
+ADAM_STATE = {"step": torch.Tensor, "exp_avg": torch.Tensor, "exp_avg_sq": torch.Tensor}  # per parameter
 
 
 class CheckpointError(RuntimeError):
@@ -45,13 +50,15 @@ def _check_crcs(path: Path) -> None:
         raise CheckpointError(
             f"no checkpoint at {path}: train one first with `python -m vae train --out {path.parent}`."
         )
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path} is truncated or not a checkpoint (not a zip archive). {RETRAIN}")
     try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()  # reads every record: None, or the first whose CRC32 mismatches
-    except Exception as e:  # BadZipFile, EOFError...: a record cannot even be read
-        raise CheckpointError(f"{path} is damaged (checksum mismatch: {e}): retrain, or resume from a copy.") from e
+        is_zip = zipfile.is_zipfile(path)  # False without an end record; BadZipFile if that record is damaged
+        if is_zip:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()  # reads every record: None, or the first whose CRC32 mismatches
+    except Exception as e:  # BadZipFile, EOFError...: the archive's directory or a record cannot even be read
+        raise CheckpointError(f"{path} is damaged ({type(e).__name__}: {e}): retrain, or resume from a copy.") from e
+    if not is_zip:
+        raise CheckpointError(f"{path} is truncated or not a checkpoint (not a zip archive). {RETRAIN}")
     if bad:
         raise CheckpointError(f"{path} is damaged (checksum mismatch in {bad}): retrain, or resume from a copy.")
 
@@ -71,18 +78,32 @@ def _describe(state) -> str:
     return f"it holds a {type(state).__name__}; train one with `python -m vae train`"
 
 
-def _is_history(history) -> bool:
-    """A list of per-epoch dicts, each with an int epoch and a number (not a bool) for train_loss and test_loss."""
-    return isinstance(history, list) and all(
-        isinstance(r, dict)
-        and type(r.get("epoch")) is int
-        and {type(r.get("train_loss")), type(r.get("test_loss"))} <= {int, float}
-        for r in history
-    )
+def _history_problem(history, epoch, config: Config) -> str | None:
+    """What is wrong with a checkpoint's history: it needs one RECORD per epoch 1..n, where n is its `epoch`."""
+    record = RECORD | ({"val_loss": float} if config.validation_images else {})
+    found = shape_problem(history, [record], "history")
+    if found:
+        return found
+    epochs = [r["epoch"] for r in history]
+    if not history or epochs != list(range(1, len(history) + 1)) or epoch != len(history):
+        return f"records of epochs {epochs} in a checkpoint of epoch {epoch!r}: one per epoch from 1 is needed"
+    return None
 
 
-def _malformed(path: Path, field: str) -> CheckpointError:
-    return CheckpointError(f"{path} has a malformed {field}: it was edited or damaged. {RETRAIN}")
+def _optimizer_problem(optimizer) -> str | None:
+    """What is wrong with an Adam state_dict: each parameter's state needs its step and two moments of one shape."""
+    found = shape_problem(optimizer, {"state": dict, "param_groups": [dict]}, "optimizer")
+    for i, moments in {} if found else optimizer["state"].items():
+        found = shape_problem(moments, ADAM_STATE, f"optimizer['state'][{i!r}]")
+        if not found and moments["exp_avg"].shape != moments["exp_avg_sq"].shape:
+            found = f"optimizer['state'][{i!r}] holds moments of two shapes"
+        if found:
+            break
+    return found
+
+
+def _malformed(path: Path, field: str, why: str) -> CheckpointError:
+    return CheckpointError(f"{path} has a malformed {field} ({why}): it was edited or damaged. {RETRAIN}")
 
 
 def _check_fields(path: Path, state) -> None:
@@ -98,16 +119,23 @@ def _check_fields(path: Path, state) -> None:
     if missing:
         raise CheckpointError(f"{path} lacks {missing}: it is incomplete. Retrain.")
     try:
-        Config.from_dict(state["config"])
+        config = Config.from_dict(state["config"])
     except (ValueError, TypeError) as e:  # ConfigError is a ValueError
         raise CheckpointError(f"{path} has an invalid config: {e}. Retrain.") from e
-    rng, sizes = state["rng_state"], state["data_sizes"]
-    if not _is_history(state["history"]):
-        raise _malformed(path, "history (a list of dicts, each with an int epoch and numbers train_loss, test_loss)")
+    rng, sizes, weights = state["rng_state"], state["data_sizes"], state["model"]
+    if found := _history_problem(state["history"], state["epoch"], config):
+        raise _malformed(path, "history", found)
+    if found := _optimizer_problem(state["optimizer"]):
+        raise _malformed(path, "optimizer", found)
     if not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.dim() == 1):
-        raise _malformed(path, "rng_state (a 1-D uint8 tensor)")
+        raise _malformed(path, "rng_state", "a 1-D uint8 tensor is needed")
     if not (isinstance(sizes, dict) and all(type(n) is int and n >= 0 for n in sizes.values())):
-        raise _malformed(path, "data_sizes (a dict of counts >= 0)")
+        raise _malformed(path, "data_sizes", "a dict of counts >= 0 is needed")
+    if not (isinstance(weights, dict) and all(isinstance(w, torch.Tensor) for w in weights.values())):
+        raise _malformed(path, "model", "a dict of tensors is needed")
+    for name, w in weights.items():
+        if not torch.isfinite(w).all():
+            raise _malformed(path, "model", f"{name} holds NaN or infinite values")
 
 
 def load_checkpoint(path) -> dict:

@@ -1,7 +1,8 @@
 """Fashion-MNIST (and MNIST) as whole tensors, from torchvision's layout `<data_dir>/FashionMNIST/raw/<name>`.
 
 Missing raw files come from the Debian package `dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist, whose
-recompressed .gz files torchvision's MD5s do not fit), else from torchvision's download (which checks its MD5s).
+recompressed .gz files torchvision's MD5s do not fit), else from a .gz beside them (a download's, or a copy), else
+from torchvision's download (which checks its MD5s).
 Whatever the source, each file's IDX header (magic, dims, item count) and size are checked before use.
 """
 
@@ -55,7 +56,7 @@ def _how_to_get(dataset: str, data_dir) -> str:
 
 def check_idx(head: bytes, size: int, name: str, count: int) -> None:
     """Raise DataError unless an IDX file of `size` bytes starting with `head` holds `count` 28x28 images (labels)."""
-    kind = "images" if "images" in name else "labels"
+    kind = "images" if "images" in Path(name).name else "labels"  # the file's own name, never its folders'
     shape = (count, 28, 28) if kind == "images" else (count,)
     header = 4 + 4 * len(shape)  # magic, then one big-endian uint32 per dim
     if len(head) < 4 or struct.unpack(">I", head[:4])[0] != IDX_MAGIC[kind]:
@@ -68,15 +69,13 @@ def check_idx(head: bytes, size: int, name: str, count: int) -> None:
         raise DataError(f"{name} is truncated or malformed ({size} bytes, expected {expected})")
 
 
-def _install_from_debian(source: Path, target: Path, count: int, package: str) -> None:
-    """Decompress and check `source`, then write it atomically as `target`."""
+def _install_gz(source: Path, target: Path, count: int, remedy: str) -> None:
+    """Decompress and check `source`, then write it atomically as `target`; if it is damaged, say `remedy`."""
     try:
         data = gzip.decompress(source.read_bytes())
         check_idx(data[:16], len(data), target.name, count)
     except (OSError, EOFError, DataError) as e:  # gzip.BadGzipFile is an OSError
-        raise DataError(
-            f"{source} is truncated or corrupt ({e}): reinstall it with `sudo apt-get install --reinstall {package}`."
-        ) from e
+        raise DataError(f"{source} is truncated or corrupt ({e}): {remedy}.") from e
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
 
@@ -99,8 +98,16 @@ def ensure_raw_files(dataset: str, data_dir, download: bool = True) -> Path:
             if not os.access(raw, os.W_OK):  # a read-only file system (root may write anywhere else)
                 raise PermissionError(errno.EACCES, "Permission denied")
             remove_stale_temporaries(raw)  # what an install killed mid-write left behind
-        for name in [n for n in missing if debian is not None and (debian / f"{n}.gz").exists()]:
-            _install_from_debian(debian / f"{name}.gz", raw / name, RAW_FILES[dataset][name], DEBIAN_PACKAGE[dataset])
+        reinstall = f"reinstall it with `sudo apt-get install --reinstall {DEBIAN_PACKAGE.get(dataset)}`"
+        for name in list(missing):  # the Debian package's copy, else a .gz beside it (a download's, or a copy)
+            packaged, local = debian and debian / f"{name}.gz", raw / f"{name}.gz"
+            if packaged and packaged.exists():
+                source, remedy = packaged, reinstall
+            elif local.exists():
+                source, remedy = local, "delete it and run again to fetch a fresh copy"
+            else:
+                continue
+            _install_gz(source, raw / name, RAW_FILES[dataset][name], remedy)
             missing.remove(name)
     except OSError as e:  # an OutputError from an install, or the folder itself
         detail = str(e) if isinstance(e, OutputError) else f"cannot write in {raw} ({e.strerror or e})."
@@ -166,9 +173,12 @@ def iterate_batches(x: torch.Tensor, batch_size: int, generator: torch.Generator
         yield x[order[start : start + batch_size]]
 
 
-BINARIZATION_SEED = 0  # fixed, so that every run and seed is scored on the same binary images
+# Fixed, so that every run and seed is scored on the same binary images; two seeds, so that the validation and test
+# sets are binarised independently, as in the literature's protocol (their random numbers are not shared).
+TEST_BINARIZATION_SEED = 0
+VALIDATION_BINARIZATION_SEED = 1
 
 
-def fixed_binarization(x: torch.Tensor, seed: int = BINARIZATION_SEED) -> torch.Tensor:
+def fixed_binarization(x: torch.Tensor, seed: int = TEST_BINARIZATION_SEED) -> torch.Tensor:
     """One seeded binarisation of x (N, 784) in [0, 1]: each pixel is 1 with probability its grey level."""
     return torch.bernoulli(x, generator=torch.Generator(device=x.device).manual_seed(seed))

@@ -1,8 +1,12 @@
-"""Safe outputs: a set of files replaced together or not at all, and a lock so that two runs never share a folder."""
+"""Safe outputs: a set of files replaced together or not at all, and a lock so that two runs never share a folder.
+Stored values: read back only in the shape that their reader needs."""
 
 import contextlib
+import json
+import math
 import os
 import re
+import reprlib
 from pathlib import Path
 
 try:
@@ -19,9 +23,54 @@ class OutputError(OSError):
     """An output cannot be written (disk full, read-only, not a folder) or its folder is in use."""
 
 
+class DamagedFile(ValueError):
+    """A stored file that is not JSON, or whose value lacks the shape its reader needs; the message names the file."""
+
+
+def shape_problem(value, shape, where: str = "the value") -> str | None:
+    """What in `value` does not have `shape`, or None. A shape is a type (float: a finite int or float; a bool is
+    never a number), a dict of shapes (a dict with at least those keys), [shape] (a list of those), or a tuple of
+    alternatives."""
+    if isinstance(shape, tuple):
+        problems = [shape_problem(value, s, where) for s in shape]
+        return None if None in problems else problems[0]
+    if isinstance(shape, dict) and isinstance(value, dict):
+        missing = [k for k in shape if k not in value]
+        found = (shape_problem(value[k], s, f"{where}[{k!r}]") for k, s in shape.items())
+        return f"{where} lacks {missing}" if missing else next(filter(None, found), None)
+    if isinstance(shape, list) and isinstance(value, list):
+        return next(filter(None, (shape_problem(v, shape[0], f"{where}[{i}]") for i, v in enumerate(value))), None)
+    kind = type(shape) if isinstance(shape, (dict, list)) else shape
+    if kind is float:
+        fits = type(value) in (int, float) and math.isfinite(value)
+    else:
+        fits = isinstance(value, kind) and not (isinstance(value, bool) and kind is int)
+    name = {float: "a finite number", int: "an integer"}.get(kind, f"a {kind.__name__}")
+    return None if fits else f"{where} is {reprlib.repr(value)}, not {name}"
+
+
+def read_json(path, problem):
+    """The JSON value stored at `path` if `problem(value)` finds nothing wrong with it (returns None); else
+    DamagedFile naming the file and what is wrong. FileNotFoundError if there is no file."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
+        raise DamagedFile(f"{path} is damaged or was edited (not JSON: {e})") from e
+    found = problem(value)
+    if found:
+        raise DamagedFile(f"{path} is damaged or was edited ({found})")
+    return value
+
+
 @contextlib.contextmanager
 def staged_writes():
-    """Yield stage(path) -> a temporary beside `path`; if the block succeeds rename each over its path, else none."""
+    """Yield stage(path) -> a temporary beside `path`; if the block succeeds rename each over its path, else none.
+
+    Each file is replaced atomically: a reader sees its old or its new version, whole. The set is renamed file by
+    file, without a lock: two processes writing the same paths at once (two reports into one --fig-dir) each
+    leave whole files, but possibly a mix of both sets.
+    """
     staged = {}  # temporary -> destination, in the order staged
 
     def stage(path) -> Path:

@@ -6,6 +6,7 @@ root, and from a clone on Colab, without touching `sys.path`.
 
 import io
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -31,6 +32,21 @@ def env_param(name: str, default):
         return type(default)(raw)
     except ValueError:
         raise ValueError(f"{key}={raw!r} is not a valid {type(default).__name__}") from None
+
+
+def from_params(cls, params: dict, **fixed):
+    """cls(**params, **fixed), where each key of `params` is the field that the notebook parameter VAE_<KEY> sets.
+
+    A bad value is a ValueError naming that variable, e.g. "VAE_NUM_EPOCHS must be >= 1, got -1": the library
+    names its field instead (config.num_epochs), which a notebook reader never typed.
+    """
+    try:
+        return cls(**params, **fixed)
+    except ValueError as e:
+        message = str(e)
+        for name in params:  # the field as the library spells it: config.num_epochs, or --iw-samples
+            message = re.sub(rf"(config\.|--){name.replace('_', '[_-]')}\b", f"VAE_{name.upper()}", message)
+        raise type(e)(message) from None
 
 
 def project_root(start=None) -> Path | None:

@@ -12,6 +12,7 @@ import json
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -28,8 +29,9 @@ from vae.checkpoint import load_model
 from vae.config import Config
 from vae.data import class_names, load_data
 from vae.evaluate import EvalSettings, evaluate_model, first_of_each_class, knn_accuracy
-from vae.files import staged_writes
-from vae.sweep import load_table
+from vae.files import DamagedFile, read_json, shape_problem, staged_writes
+from vae.progress import step
+from vae.sweep import load_table, scores_problem
 from vae.train import data_sizes, pick_device, train_or_load
 
 METRICS_NAME = "metrics.json"
@@ -49,6 +51,11 @@ UNITS = {
     "trustworthiness": "0..1",
     "train_seconds": "s",
 }
+# What a stored evaluation must hold to be reused: evaluate_model's numbers (the report's figures read all of them).
+SCORES = ("test_loss", "test_bce", "test_kl", "test_bits_per_dim", "iwae_nll", "iwae_nll_se", "iwae_bits_per_dim",
+          "iwae_gap", "knn_accuracy", "active_units")  # fmt: skip
+EVALUATION = {**dict.fromkeys(SCORES, float), "kl_per_dim": [float], "latent_variance": [float],
+              "tsne": {"embedding": [[float]], "labels": [int], "trustworthiness": float}}  # fmt: skip
 INTERPOLATION_PAIRS = ((0, 1), (7, 9), (3, 8), (4, 6))  # (class, class) of the test images at each row's ends
 SMOKE = {"train_images": 2000, "test_images": 500, "num_epochs": 1, "iw_samples": 10, "tsne_points": 500}
 SMOKE_DIR = "runs/smoke"  # smoke output never goes to the committed figures/ and REPORT.md
@@ -121,44 +128,69 @@ def versions() -> dict:
     }
 
 
-def stored(path: Path, key: dict, compute) -> tuple:
+def stored(path: Path, key: dict, compute, problem) -> tuple:
     """(compute(), False), or (the value an earlier run stored at `path` under the same key, True).
 
-    A stored value is reused only when everything that shaped it, `key`, matches; otherwise it is recomputed
-    and replaced. The value must be JSON (lists, not arrays).
+    A stored value is reused only when everything that shaped it, `key`, matches and `problem(value)` finds nothing
+    wrong with it (returns None); otherwise it is recomputed and replaced. A damaged or edited file is named on
+    stderr: the right value is one computation away, so it is recomputed rather than refused. The value must be JSON.
     """
+
+    def check(found):  # a value of another key is no damage: it is recomputed without a word
+        return shape_problem(found, {"key": dict, "value": object}) or (
+            problem(found["value"]) if found["key"] == key else None
+        )
+
     try:
-        found = json.loads(path.read_text())
+        found = read_json(path, check)
         if found["key"] == key:
             return found["value"], True
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # none yet, unreadable, or of another checkpoint, settings or data: compute it afresh
+    except DamagedFile as e:
+        print(f"{e}: recomputing it.", file=sys.stderr)
+    except OSError:
+        pass  # none yet, or unreadable: compute it afresh
     value = compute()
     with staged_writes() as stage:
         stage(path).write_text(json.dumps({"key": key, "value": value}) + "\n")
     return value, False
 
 
-def evaluate_stored(model, config: Config, checkpoint: Path, sha256: str, data, settings: EvalSettings):
+def evaluate_stored(model, config: Config, checkpoint: Path, sha256: str, data, settings: EvalSettings, progress=True):
     """evaluate_model, stored beside the checkpoint and reused for the same checkpoint, settings and data."""
     key = {"checkpoint_sha256": sha256, "settings": asdict(settings), "data_sizes": data_sizes(data[0], data[2]),
            "seed": config.seed, "binarize": config.binarize, "likelihood": config.likelihood}  # fmt: skip
 
     def compute():
-        values = evaluate_model(model, data, settings, config.seed, config.binarize, config.likelihood)
+        values = evaluate_model(model, data, settings, config.seed, config.binarize, config.likelihood, progress)
         tsne = values["tsne"]
         return values | {"tsne": tsne | {"embedding": tsne["embedding"].tolist(), "labels": tsne["labels"].tolist()}}
 
-    values, reused = stored(checkpoint.parent / EVALUATION_NAME, key, compute)
+    values, reused = stored(checkpoint.parent / EVALUATION_NAME, key, compute, _evaluation_problem)
     values["tsne"]["embedding"] = np.asarray(values["tsne"]["embedding"], dtype=np.float32)
     return values, reused
+
+
+def _evaluation_problem(values) -> str | None:
+    """What is wrong with a stored evaluation: its shape (EVALUATION), an impossible score, a ragged t-SNE; or None."""
+    if found := shape_problem(values, EVALUATION) or scores_problem(values):
+        return found
+    tsne = values["tsne"]
+    if len(tsne["embedding"]) != len(tsne["labels"]) or any(len(xy) != 2 for xy in tsne["embedding"]):
+        return "its t-SNE is not one (x, y) per label"
+    return None
+
+
+def _accuracy_problem(value) -> str | None:
+    """What is wrong with a stored accuracy: not a number in [0, 1]; or None."""
+    return shape_problem(value, float) or (None if 0 <= value <= 1 else f"the accuracy {value} is not in [0, 1]")
 
 
 def pixels_knn(data, dataset: str, k: int, runs_dir) -> float:
     """The kNN accuracy on raw pixels (the baseline for mu), stored in runs_dir and reused for the same data and k."""
     key = {"dataset": dataset, "data_sizes": data_sizes(data[0], data[2]), "knn_k": k}
     x_train, y_train, x_test, y_test = (t.cpu() for t in data)
-    return stored(Path(runs_dir) / "knn_pixels.json", key, lambda: knn_accuracy(x_train, y_train, x_test, y_test, k))[0]
+    path = Path(runs_dir) / "knn_pixels.json"
+    return stored(path, key, lambda: knn_accuracy(x_train, y_train, x_test, y_test, k), _accuracy_problem)[0]
 
 
 def _run_seed(config: Config, options: ReportOptions, data, device, progress: bool) -> dict:
@@ -168,9 +200,10 @@ def _run_seed(config: Config, options: ReportOptions, data, device, progress: bo
         checkpoint = Path(options.from_checkpoint)
         model, config, history = load_model(checkpoint, device)
     else:
-        model, history, checkpoint = train_or_load(config, data[0], data[2], options.runs_dir, trained.append, progress)
+        model, history, checkpoint = train_or_load(config, data[0], data[2], options.runs_dir, trained.append,
+                                                   progress, label=f"seed {config.seed}")  # fmt: skip
     train_wall, sha256 = time.perf_counter() - start, _sha256(checkpoint)
-    values, reused = evaluate_stored(model, config, checkpoint, sha256, data, options.evaluation)
+    values, reused = evaluate_stored(model, config, checkpoint, sha256, data, options.evaluation, progress)
     tsne = values.pop("tsne")
     run = {
         **{k: v for k, v in values.items() if k != "seconds"},
@@ -243,11 +276,13 @@ def make_report(config: Config, options: ReportOptions, progress: bool = True) -
     shown = results[0]
     runs = {r["config"].seed: r["run"] for r in results}
     knn_start = time.perf_counter()
-    pixels = pixels_knn(data, config.dataset, options.evaluation.knn_k, options.runs_dir)
+    with step(f"{options.evaluation.knn_k}-NN accuracy on pixels (the baseline for μ)", show=progress):
+        pixels = pixels_knn(data, config.dataset, options.evaluation.knn_k, options.runs_dir)
     timings = {f"seed{r['config'].seed}_{k}_seconds": v for r in results for k, v in r["seconds"].items()}
     timings["knn_pixels_seconds"] = time.perf_counter() - knn_start
-    figures = make_figures(shown["model"], shown["run"]["history"], shown["tsne"], shown["run"], x_test, y_test,
-                           names, options.evaluation)  # fmt: skip
+    with step("drawing the figures", f"seed {shown['config'].seed}", show=progress):
+        figures = make_figures(shown["model"], shown["run"]["history"], shown["tsne"], shown["run"], x_test, y_test,
+                               names, options.evaluation)  # fmt: skip
     metrics = {
         "config": shown["config"].to_dict(),
         "evaluation": asdict(options.evaluation),
@@ -266,7 +301,8 @@ def make_report(config: Config, options: ReportOptions, progress: bool = True) -
     }
     text = render_report(metrics, options)
     fig_dir = Path(options.fig_dir)
-    with staged_writes() as stage:  # the whole set, or none of it
+    writing = step(f"writing {len(figures)} figures, {METRICS_NAME} and {options.report_path}", show=progress)
+    with writing, staged_writes() as stage:  # the whole set, or none of it
         for name, fig in figures.items():
             plots.save_figure(fig, name, fig_dir, stage)
         stage(fig_dir / METRICS_NAME).write_text(json.dumps(metrics, indent=1, allow_nan=False) + "\n")

@@ -4,12 +4,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+import vae.progress
 from vae.checkpoint import CheckpointError, load_checkpoint, load_model, load_weights, save_checkpoint
 from vae.config import RUNTIME_FIELDS, Config, ConfigError, run_name
-from vae.data import check_images, fixed_binarization, iterate_batches
+from vae.data import VALIDATION_BINARIZATION_SEED, check_images, fixed_binarization, iterate_batches
 from vae.files import exclusive_lock, remove_stale_temporaries
 from vae.loss import dataset_elbo, elbo_terms
 from vae.model import VAE
@@ -74,6 +76,11 @@ def stopped_early(history: list, config: Config) -> bool:
     return False
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A seed for epoch `epoch` of the run of `seed`: fresh noise every epoch, the same on every rerun and resume."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)  # < 2**63, as torch takes
+
+
 def data_sizes(train_x, test_x) -> dict[str, int]:
     """The data subset a run is trained and scored on, as stored in its checkpoint."""
     return {"train_images": len(train_x), "test_images": len(test_x)}
@@ -115,12 +122,17 @@ def _previous_state(path: Path, config: Config, sizes: dict, resume: bool, overw
     return state
 
 
-def _live_bar() -> bool:
-    """A live progress bar in a terminal or a notebook; in a log file, one line per epoch instead."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
-
-
-def fit(config: Config, train_x, test_x, out_dir=None, resume=False, overwrite=False, callback=None, progress=True):
+def fit(
+    config: Config,
+    train_x,
+    test_x,
+    out_dir=None,
+    resume=False,
+    overwrite=False,
+    callback=None,
+    progress=True,
+    label=None,
+):
     """Train a VAE on `train_x` (N, 784); return (model, history), one history record per epoch.
 
     Each record holds train/test loss, bce and kl in nats per image (train: averaged over the epoch's
@@ -129,7 +141,8 @@ def fit(config: Config, train_x, test_x, out_dir=None, resume=False, overwrite=F
     existing checkpoint is otherwise refused unless `overwrite=True`. The folder is locked meanwhile, so that
     a second run into it fails at once. `callback(record)` is called after each epoch.
     With `config.validation_images`, the last N images of `train_x` are held out: each record gets their
-    -ELBO as `val_loss`, `best.pt` keeps the epoch where it is lowest, and `config.patience` stops training early.
+    -ELBO as `val_loss` (a fresh z per image each epoch), `best.pt` keeps the epoch where it is lowest, and
+    `config.patience` stops training early. `label` (e.g. "seed 1") prefixes the progress bar and log lines.
     """
     check_images(train_x, "train_x")
     check_images(test_x, "test_x")
@@ -146,17 +159,24 @@ def fit(config: Config, train_x, test_x, out_dir=None, resume=False, overwrite=F
         )
     device = pick_device(config.device)
     if out_dir is None:
-        return _train(config, device, train_x, test_x, None, None, callback, progress)
+        return _train(config, device, train_x, test_x, None, None, callback, progress, label)
     path = Path(out_dir) / CHECKPOINT_NAME
     with exclusive_lock(out_dir):
         remove_stale_temporaries(out_dir)  # what a run killed mid-save left behind
         state = _previous_state(path, config, data_sizes(train_x, test_x), resume, overwrite)
-        return _train(config, device, train_x, test_x, path, state, callback, progress)
+        return _train(config, device, train_x, test_x, path, state, callback, progress, label)
 
 
 def _restore(path, state, model, optimizer, generator) -> list:
     """Load a checkpoint's weights, optimizer and RNG state; return its history."""
     load_weights(model, path, state)
+    shapes = [p.shape for group in optimizer.param_groups for p in group["params"]]
+    moments = state["optimizer"]["state"]  # their form was checked by load_checkpoint; here, that they fit
+    if set(moments) != set(range(len(shapes))) or any(moments[i]["exp_avg"].shape != s for i, s in enumerate(shapes)):
+        raise CheckpointError(  # fused Adam would crash the process on moments of another shape
+            f"{path} has an optimizer state that does not fit its weights: it was edited or damaged. "
+            "Retrain, or resume from a copy."
+        )
     try:
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["rng_state"])
@@ -165,14 +185,14 @@ def _restore(path, state, model, optimizer, generator) -> list:
     return list(state["history"])
 
 
-def _train(config: Config, device, train_x, test_x, path, state, callback, progress: bool):
+def _train(config: Config, device, train_x, test_x, path, state, callback, progress: bool, label):
     sizes = data_sizes(train_x, test_x)
     train_x, test_x = train_x.to(device), test_x.to(device)
     n_train = len(train_x) - config.validation_images
     train_x, val_x = train_x[:n_train], train_x[n_train:]  # the validation split: the last images, unshuffled
     if config.binarize:
         test_x = fixed_binarization(test_x)  # the same binary test set for every run and seed
-        val_x = fixed_binarization(val_x)
+        val_x = fixed_binarization(val_x, VALIDATION_BINARIZATION_SEED)  # drawn independently of the test set
     torch.manual_seed(config.seed)  # the model's initial weights
     model = VAE.from_config(config).to(device)
     optimizer = make_optimizer(model, config.lr)
@@ -180,13 +200,13 @@ def _train(config: Config, device, train_x, test_x, path, state, callback, progr
     history = _restore(path, state, model, optimizer, generator) if state else []
 
     steps = -(-len(train_x) // config.batch_size)
-    live = progress and _live_bar()
+    live = progress and vae.progress.live_bar()  # else one line per epoch
     bar = tqdm(total=config.num_epochs * steps, initial=len(history) * steps, disable=not live, unit="batch")
     with bar:
         for epoch in range(len(history) + 1, config.num_epochs + 1):
             if stopped_early(history, config):
                 break
-            bar.set_description(f"epoch {epoch}/{config.num_epochs}")
+            bar.set_description(f"{label + ': ' if label else ''}epoch {epoch}/{config.num_epochs}")
             start = time.perf_counter()
             model.train()
             train = _train_epoch(model, optimizer, generator, config, train_x, bar, kl_weight(config, epoch))
@@ -217,7 +237,8 @@ def _train(config: Config, device, train_x, test_x, path, state, callback, progr
                 "train_seconds": train_seconds,  # the optimisation steps alone
             }
             if len(val_x):  # the -ELBO (beta = 1) of the held-out images: what early stopping watches
-                record["val_loss"] = dataset_elbo(model, val_x, seed=config.seed, likelihood=config.likelihood)["loss"]
+                seed = epoch_seed(config.seed, epoch)
+                record["val_loss"] = dataset_elbo(model, val_x, seed=seed, likelihood=config.likelihood)["loss"]
             record["seconds"] = time.perf_counter() - start  # with the evaluations
             history.append(record)
             if path is not None:
@@ -225,7 +246,7 @@ def _train(config: Config, device, train_x, test_x, path, state, callback, progr
                 for name in [BEST_NAME, CHECKPOINT_NAME] if best else [CHECKPOINT_NAME]:
                     save_checkpoint(path.parent / name, model=model, optimizer=optimizer, config=config,
                                     history=history, rng_state=generator.get_state(), data_sizes=sizes)  # fmt: skip
-            _report_epoch(bar, record, config.num_epochs, progress and not live)
+            _report_epoch(bar, history, config.num_epochs, progress and not live, label)
             if callback is not None:
                 callback(record)
     return model.eval(), history
@@ -252,22 +273,29 @@ def _train_epoch(model, optimizer, generator, config: Config, train_x, bar, beta
     return sums
 
 
-def _report_epoch(bar, record: dict, num_epochs: int, as_line: bool) -> None:
-    """The bar's postfix; or, where there is no live bar (a log file), one line per epoch on stderr."""
+def _report_epoch(bar, history: list, num_epochs: int, as_line: bool, label) -> None:
+    """The bar's postfix; or, where there is no live bar (a log file), one line per epoch on stderr.
+
+    With a validation split, both say the best validation epoch so far: the one best.pt holds.
+    """
+    record = history[-1]
     train, test = f"{record['train_loss']:.1f}", f"{record['test_loss']:.1f}"
-    val = {"val": f"{record['val_loss']:.1f}"} if "val_loss" in record else {}
+    val = {}
+    if "val_loss" in record:
+        best = min(history, key=lambda r: r["val_loss"])
+        val = {"val": f"{record['val_loss']:.1f}", "best": f"epoch {best['epoch']}"}
     bar.set_postfix(train=train, **val, test=test)
     if as_line:
+        shown = f"val {val['val']} (best: {val['best']}), " if val else ""
         print(
-            f"epoch {record['epoch']}/{num_epochs}: train {train}, {''.join(f'val {v}, ' for v in val.values())}"
-            f"test {test} nats per image "
-            f"({record['seconds']:.1f} s)",
+            f"{label + ': ' if label else ''}epoch {record['epoch']}/{num_epochs}: train {train}, {shown}"
+            f"test {test} nats per image ({record['seconds']:.1f} s)",
             file=sys.stderr,
             flush=True,
         )
 
 
-def train_or_load(config: Config, train_x, test_x, runs_dir, callback=None, progress: bool = True):
+def train_or_load(config: Config, train_x, test_x, runs_dir, callback=None, progress: bool = True, label=None):
     """(model, history, checkpoint path) of `config`: loaded from `<runs_dir>/<run_name>/` if finished, else trained.
 
     A finished checkpoint is reused only when its config (device and data_dir aside), its epochs and its data
@@ -278,5 +306,7 @@ def train_or_load(config: Config, train_x, test_x, runs_dir, callback=None, prog
     if state is not None and reuse_problem(state, config, data_sizes(train_x, test_x), False) is None:
         model, _, history = load_model(path, pick_device(config.device), state)
         return model, history, path
-    model, history = fit(config, train_x, test_x, path.parent, resume=True, callback=callback, progress=progress)
+    model, history = fit(
+        config, train_x, test_x, path.parent, resume=True, callback=callback, progress=progress, label=label
+    )
     return model, history, path
