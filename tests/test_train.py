@@ -624,6 +624,19 @@ def test_the_validation_split_is_scored_each_epoch_and_best_pt_holds_its_best_ep
     assert other_draws["loss"] != pytest.approx(val["loss"], rel=1e-6)  # fresh noise each epoch
 
 
+def test_a_run_of_the_earlier_validation_protocol_is_not_continued_under_this_one(tiny_config, images, tmp_path):
+    train_x, test_x = images
+    config = literature_config(tiny_config, num_epochs=2, patience=0)
+    fit(replace(config, num_epochs=1), train_x, test_x, tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert state["data_sizes"]["validation_protocol"] == vtrain.VALIDATION_PROTOCOL == 2
+    del state["data_sizes"]["validation_protocol"]  # as protocol 1 wrote it: the test set's bits, one fixed z
+    torch.save(state, tmp_path / CHECKPOINT_NAME)
+    with pytest.raises(CheckpointError, match="scored by protocol 1, this code scores it by protocol 2"):
+        fit(config, train_x, test_x, tmp_path, resume=True, progress=False)
+    assert "validation_protocol" not in vtrain.data_sizes(train_x, test_x, tiny_config)  # no split: as before
+
+
 def test_the_validation_and_test_binarisations_are_independent():
     # Drawn with one seed, the two sets' bits would be coupled pixel by pixel (common random numbers): for grey
     # level 1/2 they would always agree. Independent draws agree on half of the pixels.

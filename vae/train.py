@@ -81,9 +81,18 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)  # < 2**63, as torch takes
 
 
-def data_sizes(train_x, test_x) -> dict[str, int]:
-    """The data subset a run is trained and scored on, as stored in its checkpoint."""
-    return {"train_images": len(train_x), "test_images": len(test_x)}
+# How a validation split is scored, stored with the data sizes of a run that has one: 2, its own binarisation seed
+# and a fresh z each epoch; 1 (before 2026-12-02), the test set's binarisation and the same z every epoch.
+VALIDATION_PROTOCOL = 2
+
+
+def data_sizes(train_x, test_x, config: Config | None = None) -> dict[str, int]:
+    """The data subset a run is trained and scored on, as stored in its checkpoint; with a validation split, its
+    VALIDATION_PROTOCOL too, so that a run is never continued under another protocol than it began with."""
+    sizes = {"train_images": len(train_x), "test_images": len(test_x)}
+    if config is not None and config.validation_images:
+        sizes["validation_protocol"] = VALIDATION_PROTOCOL
+    return sizes
 
 
 def reuse_problem(state: dict, config: Config, sizes: dict, any_epochs: bool = True) -> str | None:
@@ -94,6 +103,9 @@ def reuse_problem(state: dict, config: Config, sizes: dict, any_epochs: bool = T
     if saved != wanted:
         diff = {k: (saved.get(k), wanted.get(k)) for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k)}
         return f"it was trained with another config: (checkpoint, requested) = {diff}"
+    found, ours = (d.get("validation_protocol") for d in (state["data_sizes"], sizes))
+    if found != ours:  # before protocol 2, none was stored
+        return f"its validation split was scored by protocol {found or 1}, this code scores it by protocol {ours}"
     if state["data_sizes"] != sizes:
         return f"it was trained on another data subset: {state['data_sizes']}, requested {sizes}"
     epochs = len(state["history"])
@@ -163,7 +175,7 @@ def fit(
     path = Path(out_dir) / CHECKPOINT_NAME
     with exclusive_lock(out_dir):
         remove_stale_temporaries(out_dir)  # what a run killed mid-save left behind
-        state = _previous_state(path, config, data_sizes(train_x, test_x), resume, overwrite)
+        state = _previous_state(path, config, data_sizes(train_x, test_x, config), resume, overwrite)
         return _train(config, device, train_x, test_x, path, state, callback, progress, label)
 
 
@@ -186,7 +198,7 @@ def _restore(path, state, model, optimizer, generator) -> list:
 
 
 def _train(config: Config, device, train_x, test_x, path, state, callback, progress: bool, label):
-    sizes = data_sizes(train_x, test_x)
+    sizes = data_sizes(train_x, test_x, config)
     train_x, test_x = train_x.to(device), test_x.to(device)
     n_train = len(train_x) - config.validation_images
     train_x, val_x = train_x[:n_train], train_x[n_train:]  # the validation split: the last images, unshuffled
@@ -303,7 +315,7 @@ def train_or_load(config: Config, train_x, test_x, runs_dir, callback=None, prog
     """
     path = Path(runs_dir) / run_name(config) / CHECKPOINT_NAME
     state = load_checkpoint(path) if path.is_file() else None
-    if state is not None and reuse_problem(state, config, data_sizes(train_x, test_x), False) is None:
+    if state is not None and reuse_problem(state, config, data_sizes(train_x, test_x, config), False) is None:
         model, _, history = load_model(path, pick_device(config.device), state)
         return model, history, path
     model, history = fit(
