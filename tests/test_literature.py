@@ -13,8 +13,14 @@ from vae.literature import (
     ORIGINAL_REPORT_LOSS,
     PUBLISHED_K,
     PUBLISHED_NLL,
+    PUBLISHED_SD,
     continuous_bernoulli,
+    convergence_run,
+    current_runs,
+    dataset_entry,
     model_label,
+    upgraded,
+    with_run,
 )
 from vae.train import stopped_early
 
@@ -82,22 +88,29 @@ def test_the_published_numbers_are_plausible_nlls_in_the_papers_order():
 
 
 def test_the_committed_literature_results_are_whole_and_agree_with_their_sources(monkeypatch):
-    # figures/literature/results.json, as `python -m vae literature` writes it for each dataset: every field the
-    # report reads, the published protocol's K, and numbers that agree with the records and the stored sweep.
+    # figures/literature/results.json, as `python -m vae literature` writes it for each dataset (or its first schema,
+    # upgraded): every field the report reads, the published protocol's K, and numbers that agree with the records,
+    # the stored sweep, and the mean over the runs of the newest protocol.
     monkeypatch.chdir(REPO)  # the sweep's folder is named relative to the repository, as the CLI's default
     folder = Path("figures/literature")
     results = json.loads((folder / "results.json").read_text())
     records = json.loads((folder / "k_convergence.json").read_text())
     assert results["k_convergence"] == records
     for dataset in ("fashion-mnist", "mnist"):
-        r = results[dataset]
-        config = Config.from_dict(r["config"])
-        assert config == Config(**{**PRESETS["literature"], "dataset": dataset, "device": config.device})
-        assert r["iw_samples"] == PUBLISHED_K == 5000 and r["published_nll"] == PUBLISHED_NLL[dataset]
-        val = r["curve"]["val_loss"]
-        assert r["epochs"] == len(val) == len(r["curve"]["test_loss"]) and val[r["best_epoch"] - 1] == min(val)
-        history = [{"epoch": i + 1, "val_loss": v} for i, v in enumerate(val)]
-        assert r["stopped_early"] == stopped_early(history, config)
+        entry = upgraded(dataset, results[dataset])
+        assert (entry["published_nll"], entry["published_sd"]) == (PUBLISHED_NLL[dataset], PUBLISHED_SD[dataset])
+        nll = [r["iwae_nll"] for r in current_runs(entry)]
+        assert entry["n_runs"] == len(nll) >= 1 and abs(entry["iwae_nll_mean"] - sum(nll) / len(nll)) < 1e-9
+        for r in entry["runs"]:
+            config = Config.from_dict(r["config"])
+            assert config == Config(**{**PRESETS["literature"], "dataset": dataset, "seed": r["seed"],
+                                       "device": config.device})  # fmt: skip
+            assert r["iw_samples"] == PUBLISHED_K == 5000
+            val = r["curve"]["val_loss"]
+            assert r["epochs"] == len(val) == len(r["curve"]["test_loss"]) and val[r["best_epoch"] - 1] == min(val)
+            history = [{"epoch": i + 1, "val_loss": v} for i, v in enumerate(val)]
+            assert r["stopped_early"] == stopped_early(history, config)
+        r = convergence_run(entry)  # the run whose K-convergence is stored
         mine = {x["k"]: x for x in records if x["model"] == model_label(dataset)}
         assert sorted(mine) == [1, 10, 100, 1000, 5000] and {x["dataset"] for x in mine.values()} == {
             f"{dataset}, binarised"
@@ -107,3 +120,53 @@ def test_the_committed_literature_results_are_whole_and_agree_with_their_sources
         # Independent recomputation: the K = 1 bound is the best epoch's test -ELBO, with other draws of z.
         assert abs(mine[1]["bound"] - r["curve"]["test_loss"][r["best_epoch"] - 1]) < 0.2
     assert results["continuous_bernoulli"] == continuous_bernoulli(Path("figures/experiments/runs"))
+
+
+# --- results.json's runs: one per seed and validation protocol, the mean and sd over the newest protocol's ---------
+
+
+def run(seed: int, nll: float, protocol: int = 2) -> dict:
+    """A run as literature.run_entry writes it; only its seed, protocol and NLL matter here."""
+    curve = {"val_loss": [231.0], "test_loss": [230.0]}
+    return {"seed": seed, "validation_protocol": protocol, "iwae_nll": nll, "iwae_nll_se": 0.5, "iw_samples": 5000,
+            "epochs": 900, "best_epoch": 850, "stopped_early": True, "train_seconds": 5000.0,
+            "config": {"seed": seed, "num_epochs": 2000}, "curve": curve}  # fmt: skip
+
+
+def test_an_entry_of_the_first_schema_becomes_its_run_of_protocol_1():
+    first = {k: v for k, v in run(3, 228.8).items() if k not in ("seed", "validation_protocol")}
+    entry = upgraded("mnist", {**first, "published_nll": 84.45})  # one run, its fields at the top
+    assert entry["runs"] == [{**first, "seed": 3, "validation_protocol": 1}]  # the seed is its config's
+    assert (entry["protocol"], entry["n_runs"], entry["iwae_nll_mean"], entry["iwae_nll_sd"]) == (1, 1, 228.8, None)
+    assert (entry["published_nll"], entry["published_sd"]) == (84.45, 0.12)
+    assert upgraded("mnist", entry) == entry  # an entry of the runs schema stays as it is
+
+
+def test_two_seeds_give_their_mean_and_sample_sd():
+    entry = with_run("fashion-mnist", with_run("fashion-mnist", None, run(1, 229.0)), run(0, 228.0))
+    assert [r["seed"] for r in entry["runs"]] == [0, 1] and entry["n_runs"] == 2
+    assert entry["iwae_nll_mean"] == 228.5
+    assert abs(entry["iwae_nll_sd"] - 0.5**0.5) < 1e-12  # sqrt(((-0.5)^2 + 0.5^2) / (2 - 1))
+    three = with_run("fashion-mnist", entry, run(2, 230.0))
+    assert three["iwae_nll_mean"] == 229.0 and abs(three["iwae_nll_sd"] - 1.0) < 1e-12
+
+
+def test_rescoring_a_seed_replaces_its_run_and_keeps_the_others():
+    entry = dataset_entry("fashion-mnist", [run(0, 228.0), run(1, 229.0)])
+    again = with_run("fashion-mnist", entry, run(0, 230.0))
+    assert [(r["seed"], r["iwae_nll"]) for r in again["runs"]] == [(0, 230.0), (1, 229.0)]
+    assert again["iwae_nll_mean"] == 229.5
+
+
+def test_runs_of_protocol_1_are_kept_but_not_averaged_with_protocol_2():
+    entry = upgraded("fashion-mnist", {**run(0, 300.0, protocol=1), "published_nll": 228.7})
+    assert convergence_run(entry)["iwae_nll"] == 300.0  # until protocol 2 has a seed 0
+    entry = with_run("fashion-mnist", entry, run(1, 229.0))
+    assert (entry["protocol"], entry["n_runs"], entry["iwae_nll_mean"], entry["iwae_nll_sd"]) == (2, 1, 229.0, None)
+    assert convergence_run(entry)["iwae_nll"] == 300.0
+    entry = with_run("fashion-mnist", entry, run(0, 228.0))  # protocol 2's seed 0: a new run, not protocol 1's
+    assert [(r["seed"], r["validation_protocol"]) for r in entry["runs"]] == [(0, 2), (1, 2), (0, 1)]
+    assert entry["iwae_nll_mean"] == 228.5 and [r["iwae_nll"] for r in current_runs(entry)] == [228.0, 229.0]
+    assert convergence_run(entry)["iwae_nll"] == 228.0
+    older = with_run("fashion-mnist", entry, run(0, 301.0, protocol=1))  # re-scoring protocol 1's run
+    assert older["runs"][2]["iwae_nll"] == 301.0 and older["iwae_nll_mean"] == 228.5

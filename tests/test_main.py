@@ -22,7 +22,8 @@ from vae import load_checkpoint, pipeline
 from vae import sweep as vsweep
 from vae.__main__ import main
 from vae.config import PRESETS, Config, run_name
-from vae.train import CHECKPOINT_NAME
+from vae.literature import model_label
+from vae.train import CHECKPOINT_NAME, VALIDATION_PROTOCOL
 
 TINY = ["--batch-size", "32", "--hidden-dim", "16", "--latent-dim", "2", "--device", "cpu"]
 TRACEBACK = "Traceback"
@@ -385,17 +386,18 @@ def test_literature_scores_the_best_epoch_and_writes_results_for_each_dataset(
     assert main([*common, "--ks", "1", "4", "--sweep-dir", str(tmp_path / "no-sweep"), "--device", "cpu"]) == 0
     results = json.loads((out / "results.json").read_text())
     entry = results[dataset]
+    (one,) = entry["runs"]
     history = load_checkpoint(run / CHECKPOINT_NAME)["history"]
     val = [r["val_loss"] for r in history]
-    assert entry["epochs"] == 3 and entry["best_epoch"] == 1 + val.index(min(val)) and entry["stopped_early"] is False
-    assert entry["curve"]["val_loss"] == [round(v, 3) for v in val]
-    assert entry["iw_samples"] == 4 and entry["published_nll"] == {"fashion-mnist": 228.70, "mnist": 84.45}[dataset]
-    assert entry["config"]["architecture"] == "gated" and entry["config"]["dataset"] == dataset
+    assert one["epochs"] == 3 and one["best_epoch"] == 1 + val.index(min(val)) and one["stopped_early"] is False
+    assert one["curve"]["val_loss"] == [round(v, 3) for v in val]
+    assert one["iw_samples"] == 4 and entry["published_nll"] == {"fashion-mnist": 228.70, "mnist": 84.45}[dataset]
+    assert (one["seed"], one["validation_protocol"]) == (0, VALIDATION_PROTOCOL)  # the checkpoint's protocol
+    assert (entry["n_runs"], entry["iwae_nll_mean"], entry["iwae_nll_sd"]) == (1, one["iwae_nll"], None)
+    assert one["config"]["architecture"] == "gated" and one["config"]["dataset"] == dataset
     assert {r["dataset"] for r in results["k_convergence"]} == {f"{dataset}, binarised"}
     k = {r["k"]: r for r in results["k_convergence"]}
-    assert (k[4]["bound"], k[4]["se"]) == (entry["iwae_nll"], entry["iwae_nll_se"]) and k[4]["bound"] <= k[1][
-        "bound"
-    ] + 1
+    assert (k[4]["bound"], k[4]["se"]) == (one["iwae_nll"], one["iwae_nll_se"]) and k[4]["bound"] <= k[1]["bound"] + 1
     assert results["continuous_bernoulli"] is None  # no stored sweep here
     assert {p.name for p in out.iterdir()} == {
         "results.json",
@@ -403,7 +405,46 @@ def test_literature_scores_the_best_epoch_and_writes_results_for_each_dataset(
         "k_convergence.png",
         "training.png",
     }
-    assert f"{dataset}: test NLL " in capsys.readouterr().out
+    assert f"{dataset}, seed 0, protocol {VALIDATION_PROTOCOL}: test NLL " in capsys.readouterr().out
+
+
+def test_literature_keeps_a_run_per_seed_and_averages_only_the_newest_protocol(data_dir, tmp_path):
+    # results.json as committed before runs were kept: one run per dataset, of protocol 1, its fields at the top.
+    out, label = tmp_path / "literature", model_label("fashion-mnist")
+    out.mkdir()
+    old = {"iwae_nll": 999.0, "iwae_nll_se": 1.0, "iw_samples": 5000, "published_nll": 228.7, "epochs": 2,
+           "best_epoch": 2, "stopped_early": False, "train_seconds": 1.0, "config": {"seed": 0, "num_epochs": 2000},
+           "curve": {"val_loss": [1000.0, 999.0], "test_loss": [1000.0, 999.0]}}  # fmt: skip
+    records = [{"model": label, "dataset": "fashion-mnist, binarised", "k": 5000, "bound": 999.0, "se": 1.0}]
+    (out / "results.json").write_text(json.dumps({"fashion-mnist": old, "mnist": {**old, "published_nll": 84.45}}))
+    (out / "k_convergence.json").write_text(json.dumps(records))
+    small = ["--batch-size", "16", "--hidden-dim", "8", "--latent-dim", "2", "--validation-images", "32"]
+    common = ["--data-dir", str(data_dir), "--device", "cpu"]
+    for seed in (0, 1):
+        train = ["train", "--preset", "literature", *small, "--epochs", "2", "--seed", str(seed), *common]
+        assert main([*train, "--out", str(tmp_path / f"seed{seed}")]) == 0
+
+    def score(seed, *ks):
+        argv = ["literature", "--run-dir", str(tmp_path / f"seed{seed}"), "--out", str(out), "--ks", *ks, *common]
+        assert main([*argv, "--sweep-dir", str(tmp_path / "no-sweep")]) == 0
+        return json.loads((out / "results.json").read_text())
+
+    assert json.loads((out / "k_convergence.json").read_text()) == score(1, "1", "4")["k_convergence"] == records
+    results = score(0, "1", "4")  # seed 0 of the newest protocol: its K-convergence replaces protocol 1's
+    assert [r["k"] for r in results["k_convergence"]] == [1, 4]
+    entry = results["fashion-mnist"]
+    assert [(r["seed"], r["validation_protocol"]) for r in entry["runs"]] == [(0, 2), (1, 2), (0, 1)]
+    a, b = (r["iwae_nll"] for r in entry["runs"][:2])
+    assert (entry["protocol"], entry["n_runs"]) == (VALIDATION_PROTOCOL, 2)  # protocol 1's 999 is not averaged
+    assert entry["iwae_nll_mean"] == pytest.approx((a + b) / 2) and entry["iwae_nll_sd"] == pytest.approx(
+        abs(a - b) / math.sqrt(2)
+    )  # the sample sd of two numbers
+    assert results["k_convergence"][1]["bound"] == a
+    entry = score(0, "1", "2")["fashion-mnist"]  # re-scoring seed 0 replaces its entry
+    assert [(r["seed"], r["iw_samples"]) for r in entry["runs"]] == [(0, 2), (1, 4), (0, 5000)]
+    assert entry["runs"][2]["iwae_nll"] == 999.0 and entry["n_runs"] == 2
+    mnist = json.loads((out / "results.json").read_text())["mnist"]  # written back in the runs schema, unchanged
+    assert [(r["seed"], r["validation_protocol"], r["iwae_nll"]) for r in mnist["runs"]] == [(0, 1, 999.0)]
 
 
 def test_literature_refuses_a_run_without_a_best_checkpoint(no_work, capsys):

@@ -387,9 +387,10 @@ def test_the_report_includes_the_stored_k_convergence_and_literature_results(con
     records = [{"model": "gated", "dataset": "fashion-mnist, binarised", "k": k, "bound": 240.0 - k / 1000, "se": 0.2}
                for k in (1, 5000)]  # fmt: skip
     curve = [250.0 - e / 100 for e in range(120)]
+    # results.json's first schema: one run, its fields at the top (read as that run, of protocol 1)
     entry = {"iwae_nll": 235.0, "iwae_nll_se": 0.2, "iw_samples": 5000, "published_nll": 228.7, "epochs": 120,
-             "best_epoch": 120, "stopped_early": False, "train_seconds": 600.0, "config": {"num_epochs": 2000},
-             "curve": {"val_loss": curve, "test_loss": curve}}  # fmt: skip
+             "best_epoch": 120, "stopped_early": False, "train_seconds": 600.0, "config": {"num_epochs": 2000,
+             "seed": 0}, "curve": {"val_loss": curve, "test_loss": curve}}  # fmt: skip
     (tmp_path / "literature").mkdir()
     (tmp_path / "literature" / "k_convergence.json").write_text(json.dumps(records))
     (tmp_path / "literature" / "results.json").write_text(
@@ -398,7 +399,8 @@ def test_the_report_includes_the_stored_k_convergence_and_literature_results(con
     make(config, tmp_path)
     text = (tmp_path / "REPORT.md").read_text(encoding="utf-8")
     assert "| gated | fashion-mnist, binarised | 5000 | 235.00 ± 0.20 |" in text  # the K-convergence section
-    assert "| fashion-mnist | 235.00 ± 0.20 | 228.7 | +6.30 | 120 (cut short) | 120 |" in text  # the literature section
+    row = "| fashion-mnist | seed 0, protocol 1 | 235.00 ± 0.20 | 228.70 ± 0.15 | +6.30 (42.0 σ) | 120 (cut short) |"
+    assert row in text  # the literature section
     assert "](literature/training.png)" in text
 
 

@@ -14,7 +14,7 @@ from vae import Config, plots, sweep
 from vae.data import class_names
 from vae.evaluate import EvalSettings
 from vae.files import staged_writes
-from vae.literature import ORIGINAL_REPORT_LOSS
+from vae.literature import ORIGINAL_REPORT_LOSS, dataset_entry
 from vae.model import VAE
 from vae.pipeline import make_figures
 
@@ -449,17 +449,36 @@ def test_k_convergence_draws_one_line_per_model_with_its_standard_errors(tmp_pat
 
 
 def test_the_literature_figure_has_a_panel_per_dataset_with_the_published_line():
+    # Entries of results.json's first schema (one run, of protocol 1), as committed before runs were kept.
     entry = {"iwae_nll": 230.5, "iwae_nll_se": 0.25, "iw_samples": 5000, "published_nll": 228.70, "epochs": 3,
-             "best_epoch": 2, "stopped_early": False, "config": {"num_epochs": 2000},
+             "best_epoch": 2, "stopped_early": False, "config": {"num_epochs": 2000, "seed": 0},
              "curve": {"val_loss": [300, 260, 261], "test_loss": [301, 262, 263]}}  # fmt: skip
     fig = plots.literature_training(
         {"fashion-mnist": entry, "mnist": {**entry, "published_nll": 84.45, "stopped_early": True}}
     )
     assert len(fig.axes) == 2
-    assert [ax.get_title() for ax in fig.axes] == ["fashion-mnist: 3 epochs, cut short (protocol: up to 2000)",
-                                                   "mnist: 3 epochs, stopped early"]  # fmt: skip
-    finished = {**entry, "config": {"num_epochs": 3}}
-    assert plots.literature_training({"mnist": finished}).axes[0].get_title() == "mnist: 3 epochs, the protocol's limit"
+    assert [ax.get_title() for ax in fig.axes] == [
+        "fashion-mnist, seed 0, protocol 1: 3 epochs, cut short (limit 2000)",
+        "mnist, seed 0, protocol 1: 3 epochs, stopped early",
+    ]
+    finished = {**entry, "config": {"num_epochs": 3, "seed": 0}}
+    title = plots.literature_training({"mnist": finished}).axes[0].get_title()
+    assert title == "mnist, seed 0, protocol 1: 3 epochs, the protocol's limit"
     for ax, published in zip(fig.axes, (228.70, 84.45), strict=True):
         assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [published]
         assert any("K = 5000: 230.50" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_the_literature_figure_shows_the_runs_of_the_newest_protocol():
+    curve = {"val_loss": [300, 260, 261], "test_loss": [301, 262, 263]}
+    run = {"iw_samples": 5000, "iwae_nll_se": 0.25, "epochs": 3, "best_epoch": 2, "stopped_early": False,
+           "config": {"num_epochs": 2000}, "curve": curve}  # fmt: skip
+    runs = [{**run, "seed": s, "validation_protocol": p, "iwae_nll": nll}
+            for s, p, nll in ((0, 2, 230.5), (1, 2, 231.5), (0, 1, 240.0))]  # fmt: skip
+    (ax,) = plots.literature_training({"fashion-mnist": dataset_entry("fashion-mnist", runs)}).axes
+    assert ax.get_title() == "fashion-mnist: 2 runs (seeds 0, 1) of protocol 2"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert [t for t in legend if "NLL" in t] == [
+        "seed 0: test NLL, IWAE K = 5000: 230.50",
+        "seed 1: test NLL, IWAE K = 5000: 231.50",
+    ]  # not protocol 1's 240

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from vae import report
-from vae.literature import GAUSSIAN_VAE_FASHION_MNIST_NLL, ORIGINAL_REPORT_LOSS
+from vae.literature import GAUSSIAN_VAE_FASHION_MNIST_NLL, ORIGINAL_REPORT_LOSS, dataset_entry
 
 SECTIONS = ("## Introduction", "## Architecture", "## Experiment", "## Results", "## Figures", "## Conclusion")
 FIGURES = ("loss_curves", "reconstructions", "prior_samples", "interpolation", "tsne", "kl_per_dim")
@@ -296,12 +296,18 @@ def test_the_bounds_section_tabulates_each_model_and_how_far_its_bound_falls():
 # --- The literature section --------------------------------------------------------------------------------------
 
 
-def literature_results(epochs=150, stopped=False, limit=2000) -> dict:
+def lit_run(seed=0, nll=230.5, protocol=2, epochs=150, stopped=False, limit=2000) -> dict:
+    """A run of results.json, as literature.run_entry writes it."""
     val = [300.0 - e / 10 for e in range(epochs)]  # falls 0.1 nats per epoch: 10 nats over the last 100
-    entry = {"iwae_nll": 230.5, "iwae_nll_se": 0.25, "iw_samples": 5000, "published_nll": 228.70, "epochs": epochs,
-             "best_epoch": epochs, "stopped_early": stopped, "train_seconds": 5400.0, "config": {"num_epochs": limit},
-             "curve": {"val_loss": val, "test_loss": val}}  # fmt: skip
+    return {"seed": seed, "validation_protocol": protocol, "iwae_nll": nll, "iwae_nll_se": 0.25, "iw_samples": 5000,
+            "epochs": epochs, "best_epoch": epochs, "stopped_early": stopped, "train_seconds": 5400.0,
+            "config": {"num_epochs": limit}, "curve": {"val_loss": val, "test_loss": val}}  # fmt: skip
+
+
+def literature_results(*runs, **one) -> dict:
+    """results.json with fashion-mnist's `runs`, or the one run lit_run(**one)."""
     cb = {"test_loss": -2062.76, "iwae_nll": -2079.92, "iw_samples": 100}
+    entry = dataset_entry("fashion-mnist", list(runs) or [lit_run(**one)])
     return {"fashion-mnist": entry, "k_convergence": [], "continuous_bernoulli": cb}
 
 
@@ -310,10 +316,13 @@ def test_the_literature_section_compares_like_for_like_and_says_how_far_from_con
     text = report.render(metrics(), tmp_path / "figures", tmp_path / "REPORT.md", literature=literature_results(),
                          bounds_dir=tmp_path / "figures" / "literature")  # fmt: skip
     section = text[text.index("## Like for like") :]
-    assert "| fashion-mnist | 230.50 ± 0.25 | 228.7 | +1.80 | 150 (cut short) | 150 |" in section
+    row = "| fashion-mnist | seed 0, protocol 2 | 230.50 ± 0.25 | 228.70 ± 0.15 | +1.80 (12.0 σ) | 150 (cut short) |"
+    assert row in section and "mean ± sd over" not in section  # one run: no mean row
     assert "fell 10.00 nats per image over the last 100 of 150 epochs (to 285.10)" in section  # 300 - 149 / 10
-    assert "The fashion-mnist run was cut short by this repository's time budget (1.5 hours of training" in section
+    assert "The fashion-mnist seed 0 run was cut short by this repository's time budget (1.5 hours of" in section
     assert "before the protocol's early stopping or its 2000 epochs" in section and "$" not in section  # all filled
+    assert "the fashion-mnist run's +1.80 is about 12.0 σ. For fashion-mnist, 2 σ or more is what" in section
+    assert "The table holds, for fashion-mnist, 1 run of protocol 2 (seed 0)." in section
     assert "IWAE NLL (K = 100) -2079.9 nats per image" in section
     assert "](figures/literature/training.png)" in section and "(docs/literature-protocol.md)" in section
 
@@ -321,16 +330,61 @@ def test_the_literature_section_compares_like_for_like_and_says_how_far_from_con
 def test_a_run_that_stopped_early_is_said_to_have_stopped(tmp_path):
     section = report.literature_section(literature_results(epochs=50, stopped=True), "lit", "docs")
     assert "| 50 (stopped early) | 50 |" in section and "only 50 epochs, too few to judge" in section
-    assert "The fashion-mnist run ended by the protocol's early stopping, before its 2000 epochs." in section
+    assert "The fashion-mnist seed 0 run ended by the protocol's early stopping, before its 2000 epochs." in section
 
 
 def test_each_run_is_said_to_have_ended_as_it_did():
     results = literature_results(epochs=150, limit=150)
-    results["mnist"] = {**results["fashion-mnist"], "stopped_early": True}
+    results["mnist"] = dataset_entry("mnist", [lit_run(stopped=True)])
     section = report.literature_section(results, "lit", "docs")
-    assert "| fashion-mnist | 230.50 ± 0.25 | 228.7 | +1.80 | 150 (epoch limit) | 150 |" in section
-    assert "The fashion-mnist run trained for all of the protocol's 150 epochs." in section
-    assert "The mnist run ended by the protocol's early stopping" in section and "cut short" not in section
-    results["mnist"] = {**results["fashion-mnist"], "config": {"num_epochs": 2000}}
+    assert "| seed 0, protocol 2 | 230.50 ± 0.25 | 228.70 ± 0.15 | +1.80 (12.0 σ) | 150 (epoch limit) |" in section
+    assert "The fashion-mnist seed 0 run trained for all of the protocol's 150 epochs." in section
+    assert "The mnist seed 0 run ended by the protocol's early stopping" in section and "cut short" not in section
+    results["mnist"] = dataset_entry("mnist", [lit_run()])
     both = report.literature_section({**results, "fashion-mnist": results["mnist"]}, "lit", "docs")
-    assert "The fashion-mnist and mnist runs were cut short by this repository's time budget (1.5 and 1.5 hours" in both
+    assert "The fashion-mnist seed 0 and mnist seed 0 runs were cut short by this repository's time budget" in both
+
+
+def test_the_table_holds_each_run_and_the_mean_and_sd_over_the_newest_protocol():
+    runs = [lit_run(0, 228.6), lit_run(1, 229.0), lit_run(0, 228.83, protocol=1)]
+    text = report.literature_section(literature_results(*runs), "lit", "docs")
+    # sd = sqrt((0.2^2 + 0.2^2) / (2 - 1)) = 0.28; protocol 1's run is listed, not averaged
+    mean = "| fashion-mnist | **mean ± sd over 2 runs of protocol 2** | **228.80 ± 0.28** | 228.70 ± 0.15 | +0.10 |"
+    assert mean in text
+    for row in ("seed 0, protocol 2 | 228.60", "seed 1, protocol 2 | 229.00", "seed 0, protocol 1 | 228.83"):
+        assert f"| fashion-mnist | {row} ± 0.25 | 228.70 ± 0.15 |" in text  # each run, ± its test-image se
+    held = "for fashion-mnist, 2 runs of protocol 2 (seeds 0, 1) and 1 run of protocol 1 (seed 0)."
+    assert f"The table holds, {held}" in text and "Ours: for fashion-mnist, 2 runs of protocol 2 (seeds 0, 1)." in text
+    # 0.1 / (0.15 / √2) = 0.94: the mean of 2 runs against the spread of such a mean
+    assert "the mean of the 2 fashion-mnist runs, +0.10, is about 0.9 σ/√2 (ours spread by 0.28" in text
+    assert "Under 2 σ/√n is what run-to-run variation alone gives" in text
+    assert "not yet scored: fashion-mnist seed 2; mnist seeds 0, 1, 2." in text
+    assert text.count("the best validation −ELBO fell") == 2  # the runs of protocol 2
+
+
+def test_the_distance_in_published_spreads_is_computed_from_the_results():
+    entries = {"fashion-mnist": dataset_entry("fashion-mnist", [lit_run(nll=228.83)]),
+               "mnist": dataset_entry("mnist", [lit_run(nll=84.61)])}  # fmt: skip
+    assert report.yardstick_reading(entries) == (
+        "Against it, the fashion-mnist run's +0.13 is about 0.9 σ and the mnist run's +0.16 is about 1.3 σ. Under 2 σ "
+        "is what run-to-run variation alone gives: it neither shows a protocol difference nor rules one out."
+    )  # 0.13 / 0.15 and 0.16 / 0.12
+
+
+def test_the_planned_runs_not_yet_scored_are_named():
+    entries = {"fashion-mnist": dataset_entry("fashion-mnist", [lit_run(0), lit_run(1, protocol=1)])}
+    assert report.planned_reading(entries) == (
+        "Planned: seeds 0, 1 and 2 of each dataset with protocol 2; not yet scored: fashion-mnist seeds 1, 2; "
+        "mnist seeds 0, 1, 2."
+    )  # a run of protocol 1 is not one of them
+    done = {d: dataset_entry(d, [lit_run(s) for s in (0, 1, 2)]) for d in ("fashion-mnist", "mnist")}
+    assert report.planned_reading(done) == ""
+
+
+def test_a_results_file_of_the_first_schema_is_read_as_its_protocol_1_run():
+    first = {k: v for k, v in lit_run(nll=228.83).items() if k not in ("seed", "validation_protocol")}
+    first["config"] = {**first["config"], "seed": 0}
+    old = {**literature_results(), "fashion-mnist": {**first, "published_nll": 228.7}}
+    new = literature_results(lit_run(nll=228.83, protocol=1))
+    assert report.literature_section(old, "lit", "docs") == report.literature_section(new, "lit", "docs")
+    assert "| fashion-mnist | seed 0, protocol 1 | 228.83 ± 0.25 |" in report.literature_section(old, "lit", "docs")

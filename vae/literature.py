@@ -2,10 +2,12 @@
 
 `python -m vae literature --run-dir DIR` scores a run of the literature preset (PRESETS["literature"]): the checkpoint
 of its best validation epoch, by IWAE at K = 1 ... 5000 on the fixed binarised test set, beside the published
-test NLL of the same protocol (docs/literature-protocol.md).
+test NLL of the same protocol (docs/literature-protocol.md). Each dataset's entry keeps every scored run, one per
+seed and validation protocol, and the mean and sd over the runs of its newest protocol.
 """
 
 import json
+import statistics
 from pathlib import Path
 
 from vae.config import Config
@@ -21,7 +23,12 @@ GAUSSIAN_VAE_FASHION_MNIST_NLL = 228.70  # the Gaussian-prior VAE baseline (two 
 # The same image's dynamically binarised MNIST value for that baseline ("Dynamic MNIST -84.45 +- 0.12").
 GAUSSIAN_VAE_MNIST_NLL = 84.45
 PUBLISHED_NLL = {"fashion-mnist": GAUSSIAN_VAE_FASHION_MNIST_NLL, "mnist": GAUSSIAN_VAE_MNIST_NLL}
+# The same image's +- beside each mean: the spread of the NLL over their training runs (not a standard error).
+GAUSSIAN_VAE_FASHION_MNIST_NLL_SD = 0.15
+GAUSSIAN_VAE_MNIST_NLL_SD = 0.12
+PUBLISHED_SD = {"fashion-mnist": GAUSSIAN_VAE_FASHION_MNIST_NLL_SD, "mnist": GAUSSIAN_VAE_MNIST_NLL_SD}
 PUBLISHED_K = 5000
+PLANNED_SEEDS = (0, 1, 2)  # the runs of each dataset that the comparison is to hold, of the current protocol
 
 
 def model_label(dataset: str) -> str:
@@ -47,14 +54,17 @@ def update_records(path: Path, label: str, data: str, found: list[dict]) -> list
     return kept + [{"model": label, "dataset": data, **r} for r in found]
 
 
-def run_entry(config: Config, history: list[dict], best_epoch: int, records: list[dict], stopped: bool) -> dict:
-    """One dataset's entry of results.json: the K = 5000 NLL of the best validation epoch, and how training went."""
+def run_entry(
+    config: Config, history: list[dict], best_epoch: int, records: list[dict], stopped: bool, protocol: int
+) -> dict:
+    """One run of results.json: the K = 5000 NLL of its best validation epoch, and how training went."""
     final = max(records, key=lambda r: r["k"])
     return {
+        "seed": config.seed,
+        "validation_protocol": protocol,  # vae.train.VALIDATION_PROTOCOL of its checkpoint; 1 where none is stored
         "iwae_nll": final["bound"],  # nats per image, on the fixed binarised test set
         "iwae_nll_se": final["se"],  # standard error over the test images
         "iw_samples": final["k"],
-        "published_nll": PUBLISHED_NLL[config.dataset],
         "epochs": len(history),  # trained so far; the protocol allows up to config.num_epochs
         "best_epoch": best_epoch,  # the lowest validation -ELBO: the checkpoint scored here
         "stopped_early": stopped,  # True: the protocol's early stopping ended the run; False: it was cut short
@@ -62,6 +72,48 @@ def run_entry(config: Config, history: list[dict], best_epoch: int, records: lis
         "config": config.to_dict(),
         "curve": {key: [round(r[key], 3) for r in history] for key in ("val_loss", "test_loss")},  # -ELBO per epoch
     }
+
+
+def dataset_entry(dataset: str, runs: list[dict]) -> dict:
+    """A dataset's entry of results.json: its runs, newest protocol first, and the mean and sd over that protocol's."""
+    runs = sorted(runs, key=lambda r: (-r["validation_protocol"], r["seed"]))
+    protocol = runs[0]["validation_protocol"]  # runs of older protocols are kept, never averaged with these
+    nll = [r["iwae_nll"] for r in runs if r["validation_protocol"] == protocol]
+    return {
+        "published_nll": PUBLISHED_NLL[dataset],  # mean over their runs
+        "published_sd": PUBLISHED_SD[dataset],  # spread over their runs
+        "protocol": protocol,  # the newest validation protocol among the runs
+        "n_runs": len(nll),  # runs of `protocol`
+        "iwae_nll_mean": statistics.fmean(nll),
+        "iwae_nll_sd": statistics.stdev(nll) if len(nll) > 1 else None,  # sample sd (n - 1) over runs
+        "runs": runs,
+    }
+
+
+def upgraded(dataset: str, entry: dict) -> dict:
+    """A dataset's entry in the schema of dataset_entry; one of the first schema (one run, its fields at the top,
+    before validation protocols were stored) becomes its run of protocol 1."""
+    if "runs" in entry:
+        return entry
+    run = {k: v for k, v in entry.items() if k != "published_nll"}
+    return dataset_entry(dataset, [{"seed": entry["config"]["seed"], "validation_protocol": 1, **run}])
+
+
+def with_run(dataset: str, entry: dict | None, run: dict) -> dict:
+    """A dataset's entry (of dataset_entry's schema) with `run` in place of the run of its seed and protocol; the
+    other runs stay."""
+    runs, same = entry["runs"] if entry else [], (run["seed"], run["validation_protocol"])
+    return dataset_entry(dataset, [r for r in runs if (r["seed"], r["validation_protocol"]) != same] + [run])
+
+
+def current_runs(entry: dict) -> list[dict]:
+    """The runs that the mean and sd are over: those of the entry's newest protocol."""
+    return [r for r in entry["runs"] if r["validation_protocol"] == entry["protocol"]]
+
+
+def convergence_run(entry: dict) -> dict | None:
+    """The run whose K-convergence k_convergence.json holds: seed 0 of the newest protocol that has one."""
+    return next((r for r in entry["runs"] if r["seed"] == 0), None)  # runs are sorted newest protocol first
 
 
 def continuous_bernoulli(sweep_runs: Path) -> dict | None:

@@ -15,7 +15,7 @@ from torch.distributions import Normal
 from torchvision.utils import make_grid
 
 from vae.files import staged_writes
-from vae.literature import how_it_ended
+from vae.literature import PUBLISHED_NLL, current_runs, how_it_ended, upgraded
 
 DPI = 150  # at this dpi a figure 10.5 inches wide is 1575 pixels: readable at 100 % zoom
 SIDE = 28  # images are 28 x 28 pixels
@@ -408,27 +408,39 @@ def loss_readings(readings: list[dict], original: tuple) -> Figure:
 
 
 def literature_training(results: dict) -> Figure:
-    """Per dataset of results.json: validation and test −ELBO per epoch, the K = 5000 NLL, and the published NLL."""
-    datasets = [d for d in ("fashion-mnist", "mnist") if d in results]
+    """Per dataset of results.json: each run's validation and test −ELBO per epoch and K = 5000 NLL, for the runs
+    of its newest protocol, and the published NLL with its spread over runs."""
+    datasets = [d for d in PUBLISHED_NLL if d in results]
     fig = Figure(figsize=(5.2 * len(datasets), 4.2), layout="constrained")
     for ax, dataset in zip(np.atleast_1d(fig.subplots(1, len(datasets))), datasets, strict=True):
-        r = results[dataset]
-        epochs = range(1, len(r["curve"]["test_loss"]) + 1)
-        for key, label in (("val_loss", "validation −ELBO"), ("test_loss", "test −ELBO")):
-            ax.plot(epochs, r["curve"][key], lw=1, label=label)
-        ax.errorbar(r["best_epoch"], r["iwae_nll"], yerr=r["iwae_nll_se"], fmt="ko", capsize=4,
-                    label=f"test NLL, IWAE K = {r['iw_samples']}: {r['iwae_nll']:.2f}")  # fmt: skip
-        ax.axhline(r["published_nll"], color="C3", ls="--", label=f"published: {r['published_nll']}")
-        later = r["curve"]["test_loss"][len(epochs) // 10 :]  # leave the first epochs off the top
-        ax.set_ylim(min(r["published_nll"], r["iwae_nll"]) - 2, max(later) + 2)
+        entry = upgraded(dataset, results[dataset])
+        runs, later = current_runs(entry), []
+        for r in runs:
+            who = f"seed {r['seed']}: " if len(runs) > 1 else ""
+            epochs = range(1, len(r["curve"]["test_loss"]) + 1)
+            (line,) = ax.plot(epochs, r["curve"]["val_loss"], lw=1, label=f"{who}validation −ELBO")
+            colour = line.get_color()
+            ax.plot(epochs, r["curve"]["test_loss"], lw=1, ls=":", color=colour, label=f"{who}test −ELBO")
+            nll = f"{who}test NLL, IWAE K = {r['iw_samples']}: {r['iwae_nll']:.2f}"
+            ax.errorbar(r["best_epoch"], r["iwae_nll"], yerr=r["iwae_nll_se"], fmt="o", color=colour, mec="k",
+                        capsize=4, label=nll)  # fmt: skip
+            later += r["curve"]["test_loss"][len(epochs) // 10 :]  # leave the first epochs off the top
+        published, spread = entry["published_nll"], entry["published_sd"]
+        ax.axhline(published, color="C3", ls="--", label=f"published: {published:.2f} ± {spread:.2f} over runs")
+        ax.axhspan(published - spread, published + spread, color="C3", alpha=0.15, lw=0)
+        ax.set_ylim(min(published - spread, *(r["iwae_nll"] for r in runs)) - 2, max(later) + 2)
         ax.set_xlabel("epoch")
         ax.set_ylabel("nats per image (axis not from 0)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=9)
-        limit = r["config"]["num_epochs"]
-        ending = {"stopped early": "stopped early", "epoch limit": "the protocol's limit"}.get(
-            how_it_ended(r), f"cut short (protocol: up to {limit})"
-        )
-        ax.set_title(f"{dataset}: {r['epochs']} epochs, {ending}", fontsize=10)
+        ax.legend(fontsize=9 if len(runs) == 1 else 7)
+        seeds = ", ".join(str(r["seed"]) for r in runs)
+        title = f"{dataset}: {len(runs)} runs (seeds {seeds}) of protocol {entry['protocol']}"
+        if len(runs) == 1:
+            r, limit = runs[0], runs[0]["config"]["num_epochs"]
+            ending = {"stopped early": "stopped early", "epoch limit": "the protocol's limit"}.get(
+                how_it_ended(r), f"cut short (limit {limit})"
+            )
+            title = f"{dataset}, seed {seeds}, protocol {entry['protocol']}: {r['epochs']} epochs, {ending}"
+        ax.set_title(title, fontsize=10)
     fig.suptitle("The literature preset: −ELBO per epoch, and the NLL of the best validation epoch", fontsize=11)
     return fig

@@ -10,7 +10,17 @@ import os
 from pathlib import Path
 from string import Template
 
-from vae.literature import GAUSSIAN_VAE_FASHION_MNIST_NLL, ORIGINAL_REPORT_LOSS, how_it_ended
+from vae.literature import (
+    GAUSSIAN_VAE_FASHION_MNIST_NLL,
+    ORIGINAL_REPORT_LOSS,
+    PLANNED_SEEDS,
+    PUBLISHED_NLL,
+    PUBLISHED_SD,
+    current_runs,
+    how_it_ended,
+    upgraded,
+)
+from vae.train import VALIDATION_PROTOCOL
 
 LITERATURE_TEMPLATE = Path(__file__).with_name("templates") / "literature.md"
 TEMPLATE = Path(__file__).with_name("templates") / "report.md"
@@ -166,16 +176,11 @@ def render(m: dict, fig_dir, report_path, sweep=None, sweep_dir=None, bounds=Non
 
 def literature_section(results: dict, link: str, docs: str) -> str:
     """The like-for-like comparison with the published NLLs, from figures/literature/results.json."""
-    runs = {d: results[d] for d in ("fashion-mnist", "mnist") if d in results}
-    rows = "".join(
-        f"| {d} | {r['iwae_nll']:.2f} ± {r['iwae_nll_se']:.2f} | {r['published_nll']} | "
-        f"{r['iwae_nll'] - r['published_nll']:+.2f} | {r['epochs']} ({how_it_ended(r)}) | {r['best_epoch']} |\n"
-        for d, r in runs.items()
-    )
+    entries = {d: upgraded(d, results[d]) for d in PUBLISHED_NLL if d in results}
+    current = [(d, r) for d, e in entries.items() for r in current_runs(e)]  # the runs that the means are over
     ended = {}
-    for d, r in runs.items():
-        ended.setdefault(how_it_ended(r), []).append(d)
-    length = " ".join(length_reading(ending, names, runs) for ending, names in ended.items())
+    for d, r in current:
+        ended.setdefault(how_it_ended(r), []).append((d, r))
     cb = results.get("continuous_bernoulli")
     continuous = (
         f"For the grey-level images themselves, only the continuous Bernoulli gives a log-likelihood: test −ELBO "
@@ -184,21 +189,110 @@ def literature_section(results: dict, link: str, docs: str) -> str:
         if cb
         else ""
     )
-    fields = {"rows": rows, "convergence": "\n".join(convergence_reading(d, r) for d, r in runs.items()),
-              "length": length, "continuous": continuous, "lit": link, "docs": docs}  # fmt: skip
+    published = " and ".join(f"{PUBLISHED_NLL[d]:.2f} ± {PUBLISHED_SD[d]:.2f} ({name})"
+                             for d, name in (("fashion-mnist", "Fashion-MNIST"), ("mnist", "MNIST")))  # fmt: skip
+    fields = {"rows": "".join(literature_rows(d, e) for d, e in entries.items()),
+              "holds": f"The table holds, {per_dataset({d: held(e['runs']) for d, e in entries.items()})}.",
+              "planned": planned_reading(entries), "published": published, "yardstick": yardstick_reading(entries),
+              "repeats": f"Ours: {per_dataset({d: held(current_runs(e)) for d, e in entries.items()})}.",
+              "convergence": "\n".join(convergence_reading(d, r, entries[d]["published_nll"]) for d, r in current),
+              "length": " ".join(length_reading(ending, named) for ending, named in ended.items()),
+              "continuous": continuous, "lit": link, "docs": docs}  # fmt: skip
     return Template(LITERATURE_TEMPLATE.read_text(encoding="utf-8")).substitute(fields)
 
 
-def length_reading(ending: str, names: list[str], runs: dict) -> str:
-    """How the runs in `names` ended, one of literature.how_it_ended's answers, and what it means for their NLL."""
-    many = len(names) > 1
-    which = f"The {' and '.join(names)} run{'s' if many else ''}"
-    limit = runs[names[0]]["config"]["num_epochs"]
+def literature_rows(dataset: str, entry: dict) -> str:
+    """A dataset's rows of the table: the mean ± sd over the runs of its newest protocol where there are several,
+    then each run's K = 5000 NLL ± its standard error over the test images; σ is the published spread."""
+    published, sigma = entry["published_nll"], entry["published_sd"]
+    theirs = f"{published:.2f} ± {sigma:.2f}"
+    rows = [
+        f"| {dataset} | seed {r['seed']}, protocol {r['validation_protocol']} | {r['iwae_nll']:.2f} ± "
+        f"{r['iwae_nll_se']:.2f} | {theirs} | {r['iwae_nll'] - published:+.2f} "
+        f"({abs(r['iwae_nll'] - published) / sigma:.1f} σ) | {r['epochs']} ({how_it_ended(r)}) | {r['best_epoch']} |\n"
+        for r in entry["runs"]
+    ]
+    if entry["n_runs"] > 1:
+        mean = pm({"mean": entry["iwae_nll_mean"], "sd": entry["iwae_nll_sd"]}, 2)
+        rows.insert(0, f"| {dataset} | **mean ± sd over {entry['n_runs']} runs of protocol {entry['protocol']}** | "
+                       f"**{mean}** | {theirs} | {entry['iwae_nll_mean'] - published:+.2f} | | |\n")  # fmt: skip
+    return "".join(rows)
+
+
+def listing(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+def held(runs: list[dict]) -> str:
+    """Runs by protocol, newest first: '1 run of protocol 1 (seed 0)', '2 runs of protocol 2 (seeds 0, 1) and ...'."""
+    texts = []
+    for protocol in dict.fromkeys(r["validation_protocol"] for r in runs):
+        seeds = [str(r["seed"]) for r in runs if r["validation_protocol"] == protocol]
+        many = "s" if len(seeds) > 1 else ""
+        texts.append(f"{len(seeds)} run{many} of protocol {protocol} (seed{many} {', '.join(seeds)})")
+    return listing(texts)
+
+
+def per_dataset(texts: dict[str, str]) -> str:
+    """'per dataset, X' where every dataset's text is X; else 'for fashion-mnist, X; for mnist, Y'."""
+    if len(texts) > 1 and len(set(texts.values())) == 1:
+        return f"per dataset, {next(iter(texts.values()))}"
+    return "; ".join(f"for {d}, {text}" for d, text in texts.items())
+
+
+def planned_reading(entries: dict) -> str:
+    """Which of the planned runs (PLANNED_SEEDS of each dataset, of the code's protocol) are not scored yet."""
+    missing = []
+    for d in PUBLISHED_NLL:
+        runs = entries[d]["runs"] if d in entries else []
+        done = {r["seed"] for r in runs if r["validation_protocol"] == VALIDATION_PROTOCOL}
+        if seeds := [str(s) for s in PLANNED_SEEDS if s not in done]:
+            missing.append(f"{d} seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}")
+    if not missing:
+        return ""
+    return (
+        f"Planned: seeds {listing([str(s) for s in PLANNED_SEEDS])} of each dataset with protocol "
+        f"{VALIDATION_PROTOCOL}; not yet scored: {'; '.join(missing)}."
+    )
+
+
+def yardstick_reading(entries: dict) -> str:
+    """How far each dataset's mean lies from the published one: in σ, their spread over runs, for one run; in
+    σ/√n, the spread of a mean of n runs if ours vary as theirs, for n runs. Under 2 is run-to-run variation."""
+    parts, far = [], []
+    for d, e in entries.items():
+        gap, sigma, n = e["iwae_nll_mean"] - e["published_nll"], e["published_sd"], e["n_runs"]
+        z = abs(gap) / (sigma / math.sqrt(n))
+        if n == 1:
+            parts.append(f"the {d} run's {gap:+.2f} is about {z:.1f} σ")
+        else:
+            parts.append(f"the mean of the {n} {d} runs, {gap:+.2f}, is about {z:.1f} σ/√{n} (ours spread by "
+                         f"{e['iwae_nll_sd']:.2f} over runs, theirs by {sigma:.2f})")  # fmt: skip
+        if z >= 2:
+            far.append(d)
+    units = {"σ" if e["n_runs"] == 1 else "σ/√n" for e in entries.values()}
+    unit = units.pop() if len(units) == 1 else "(σ for one run, σ/√n for a mean)"
+    if far:
+        verdict = f"For {listing(far)}, 2 {unit} or more is what run-to-run variation alone gives only about 1 time "
+        verdict += "in 20: a sign of a difference in protocol or code."
+    else:
+        verdict = f"Under 2 {unit} is what run-to-run variation alone gives: it neither shows a protocol difference "
+        verdict += "nor rules one out."
+    return f"Against it, {listing(parts)}. {verdict}"
+
+
+def length_reading(ending: str, named: list[tuple[str, dict]]) -> str:
+    """How the runs in `named` (dataset, run) ended, one of literature.how_it_ended's answers, and what it means."""
+    many = len(named) > 1
+    names = [f"{d} seed {r['seed']}" for d, r in named]
+    which = f"The {listing(names)} run{'s' if many else ''}"
+    limit = named[0][1]["config"]["num_epochs"]
     if ending == "stopped early":
         return f"{which} ended by the protocol's early stopping, before its {limit} epochs."
     if ending == "epoch limit":
         return f"{which} trained for all of the protocol's {limit} epochs."
-    hours = " and ".join(f"{runs[d]['train_seconds'] / 3600:.1f}" for d in names)
+    hours = " and ".join(f"{r['train_seconds'] / 3600:.1f}" for _, r in named)
     return (
         f"{which} {'were' if many else 'was'} cut short by this repository's time budget ({hours} hours of training "
         f"on a 2-core CPU), before the protocol's early stopping or its {limit} epochs: more training would "
@@ -206,16 +300,15 @@ def length_reading(ending: str, names: list[str], runs: dict) -> str:
     )
 
 
-def convergence_reading(dataset: str, r: dict) -> str:
+def convergence_reading(dataset: str, r: dict, published: float) -> str:
     """How far from convergence a run stopped: the validation -ELBO's fall over its last 100 epochs."""
-    val = r["curve"]["val_loss"]
+    val, name = r["curve"]["val_loss"], f"{dataset} seed {r['seed']}"
     if len(val) <= 100:
-        return f"- {dataset}: only {len(val)} epochs, too few to judge convergence."
+        return f"- {name}: only {len(val)} epochs, too few to judge convergence."
     fall = min(val[:-100]) - min(val)
     return (
-        f"- {dataset}: the best validation −ELBO fell {fall:.2f} nats per image over the last 100 of {len(val)} "
-        f"epochs (to {min(val):.2f}); the test NLL is {r['iwae_nll'] - r['published_nll']:+.2f} nats from the "
-        "published value."
+        f"- {name}: the best validation −ELBO fell {fall:.2f} nats per image over the last 100 of {len(val)} "
+        f"epochs (to {min(val):.2f}); the test NLL is {r['iwae_nll'] - published:+.2f} nats from the published value."
     )
 
 
