@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install report train test test-notebooks lint benchmark sweep literature clean
+.PHONY: install report train test test-notebooks lint benchmark gpu-check sweep literature clean
 
 install: $(STAMP)
 
@@ -37,6 +37,9 @@ lint: install
 benchmark: install  ## training and report speed vs the DataLoader pipeline and the matmul peak
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/report_speed.py
+
+gpu-check: install  ## on a CUDA or MPS machine, every entry point in ~5 minutes, against the committed CPU numbers
+	$(PY) benchmarks/gpu_check.py
 
 sweep: install  ## the ablations: 15 configs x 3 seeds, resumable; table and figures in figures/experiments/
 	$(PY) -m vae sweep

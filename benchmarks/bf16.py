@@ -17,7 +17,7 @@ from vae import Config, fit, load_split
 from vae.config import PRESETS
 from vae.data import fixed_binarization
 from vae.evaluate import iwae_nll
-from vae.pipeline import versions
+from vae.lab.pipeline import versions
 
 
 def measure(config: Config, train_x, test_x, iw_samples: int) -> dict:

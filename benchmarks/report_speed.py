@@ -28,8 +28,8 @@ from train_speed import matmul_flops
 from vae import Config, load_split
 from vae import evaluate as ev
 from vae.evaluate import EvalSettings
+from vae.lab.pipeline import EVALUATION_NAME, ReportOptions, make_report
 from vae.model import VAE
-from vae.pipeline import EVALUATION_NAME, ReportOptions, make_report
 
 
 def iwae_flops_per_sample(model: VAE) -> int:

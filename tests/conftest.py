@@ -12,7 +12,7 @@ import torch
 
 from vae import Config
 from vae import data as vdata
-from vae import files as vfiles
+from vae.lab import files as vfiles
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA_DIR = Path(os.environ.get("VAE_DATA_DIR", REPO / "data"))

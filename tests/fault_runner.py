@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 
 import vae.data
-import vae.files
+import vae.lab.files
 import vae.train
-from vae.__main__ import main
-from vae.checkpoint import load_checkpoint
+from vae.lab.checkpoint import load_checkpoint
+from vae.lab.cli import main
 from vae.train import CHECKPOINT_NAME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,7 +134,7 @@ def die_in_second_save() -> None:
             os._exit(137)
         replace(src, dst)
 
-    vae.files.os.replace = half_then_die
+    vae.lab.files.os.replace = half_then_die
 
 
 if __name__ == "__main__":

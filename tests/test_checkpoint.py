@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from vae import checkpoint as vcheckpoint
-from vae.checkpoint import CheckpointError, load_checkpoint, load_model, load_weights, save_checkpoint
 from vae.config import Config
-from vae.files import OutputError
+from vae.lab import checkpoint as vcheckpoint
+from vae.lab.checkpoint import CheckpointError, load_checkpoint, load_model, load_weights, save_checkpoint
+from vae.lab.files import OutputError
 from vae.model import VAE
 
 HISTORY = [  # as fit records them: losses in nats per image, and seconds

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, remount_read_only
 
-from vae import files as vfiles
+from vae.lab import files as vfiles
 
 NAMES = ("a.png", "b.png", "metrics.json")
 
@@ -144,7 +144,7 @@ def test_temporaries_of_dead_writers_are_removed_and_of_live_ones_kept(tmp_path)
 
 KILLED_MID_WRITE = """
 import os, sys
-from vae.files import atomic_path
+from vae.lab.files import atomic_path
 with atomic_path(sys.argv[1]) as tmp:
     tmp.write_bytes(b"half a checkpoint")
     os.kill(os.getpid(), 9)
@@ -165,7 +165,7 @@ def test_a_writer_killed_mid_write_keeps_the_previous_file_and_its_temporary_is_
 
 HOLD_LOCK = """
 import sys, time
-from vae.files import exclusive_lock
+from vae.lab.files import exclusive_lock
 with exclusive_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(60)

@@ -1,4 +1,4 @@
-"""The numbers quoted from elsewhere (vae/literature.py) are the numbers that our documents and code quote."""
+"""The numbers quoted from elsewhere (vae/lab/literature.py) are the numbers that our documents and code quote."""
 
 import json
 import re
@@ -8,7 +8,7 @@ from conftest import REPO
 
 from vae import Config
 from vae.config import PRESETS
-from vae.literature import (
+from vae.lab.literature import (
     GAUSSIAN_VAE_FASHION_MNIST_NLL,
     ORIGINAL_REPORT_LOSS,
     PUBLISHED_K,
@@ -43,7 +43,7 @@ def read(path: Path) -> str:
 def texts() -> dict[str, str]:
     """Every document, notebook and source file of the repository that could quote a number: name -> text."""
     paths = [REPO / "REPORT.md", REPO / "README.md", *REPO.glob("docs/*.md"), *REPO.glob("notebooks/*.ipynb")]
-    paths += [*REPO.glob("vae/*.py"), *REPO.glob("vae/templates/*")]
+    paths += [*REPO.glob("vae/*.py"), *REPO.glob("vae/lab/templates/*")]
     return {str(p.relative_to(REPO)): read(p) for p in paths if p.is_file()}
 
 

@@ -16,13 +16,14 @@ from conftest import remount_read_only, write_gz
 from fault_runner import assert_same_run, put_raw, start, wait_for
 from test_notebook import make_checkout
 
-import vae.__main__ as cli_module
+import vae.lab.cli as cli_module
 from vae import data as vdata
-from vae import load_checkpoint, pipeline
-from vae import sweep as vsweep
-from vae.__main__ import main
+from vae import load_checkpoint
 from vae.config import PRESETS, Config, run_name
-from vae.literature import model_label
+from vae.lab import pipeline
+from vae.lab import sweep as vsweep
+from vae.lab.cli import main
+from vae.lab.literature import model_label
 from vae.train import CHECKPOINT_NAME, VALIDATION_PROTOCOL
 
 TINY = ["--batch-size", "32", "--hidden-dim", "16", "--latent-dim", "2", "--device", "cpu"]

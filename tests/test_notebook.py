@@ -1,4 +1,4 @@
-"""vae.notebook: strict parameters, the project's folders, the posterior draws figure, the latent-traversal widget."""
+"""vae.lab.notebook: strict parameters, the project's folders, the posterior draws figure, the latent-traversal widget."""
 
 import sys
 from pathlib import Path
@@ -9,9 +9,9 @@ import pytest
 import torch
 from IPython.core.inputtransformer2 import TransformerManager
 
-from vae import notebook as nb
 from vae.config import Config
 from vae.evaluate import EvalSettings
+from vae.lab import notebook as nb
 from vae.model import VAE
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"

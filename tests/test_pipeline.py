@@ -1,4 +1,4 @@
-"""vae.pipeline: `python -m vae report` end to end on a small synthetic dataset, and once on the real data."""
+"""vae.lab.pipeline: `python -m vae report` end to end on a small synthetic dataset, and once on the real data."""
 
 import hashlib
 import json
@@ -13,14 +13,15 @@ import torch
 from conftest import REPO, full_disk_on_write, remount_read_only, write_gz
 from test_progress import logged_steps
 
-from vae import Config, fit, pipeline, progress, report
+from vae import Config, fit, progress
 from vae import data as vdata
-from vae import files as vfiles
 from vae import train as vtrain
-from vae.__main__ import main
-from vae.checkpoint import CheckpointError
 from vae.config import run_name
 from vae.evaluate import EvalSettings
+from vae.lab import files as vfiles
+from vae.lab import pipeline, report
+from vae.lab.checkpoint import CheckpointError
+from vae.lab.cli import main
 
 FIGURES = ("loss_curves", "reconstructions", "prior_samples", "interpolation", "tsne", "kl_per_dim")
 METRICS_KEYS = {"config", "evaluation", "smoke", "data", "device", "seeds", "figures_seed", "figures", "summary",

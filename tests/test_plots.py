@@ -10,13 +10,14 @@ from PIL import Image
 from scipy import stats
 from torch.distributions import Normal
 
-from vae import Config, plots, sweep
+from vae import Config, plots
 from vae.data import class_names
 from vae.evaluate import EvalSettings
-from vae.files import staged_writes
-from vae.literature import ORIGINAL_REPORT_LOSS, dataset_entry
+from vae.lab import sweep
+from vae.lab.files import staged_writes
+from vae.lab.literature import ORIGINAL_REPORT_LOSS, dataset_entry
+from vae.lab.pipeline import make_figures
 from vae.model import VAE
-from vae.pipeline import make_figures
 
 NAMES = [f"class {i}" for i in range(10)]
 MAX_WIDTH = 1600  # pixels: readable at 100 % zoom on a laptop screen

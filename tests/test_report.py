@@ -1,12 +1,12 @@
-"""vae.report: REPORT.md rendered from a metrics dict, and each sentence that depends on the numbers."""
+"""vae.lab.report: REPORT.md rendered from a metrics dict, and each sentence that depends on the numbers."""
 
 import math
 import re
 
 import pytest
 
-from vae import report
-from vae.literature import GAUSSIAN_VAE_FASHION_MNIST_NLL, ORIGINAL_REPORT_LOSS, dataset_entry
+from vae.lab import report
+from vae.lab.literature import GAUSSIAN_VAE_FASHION_MNIST_NLL, ORIGINAL_REPORT_LOSS, dataset_entry
 
 SECTIONS = ("## Introduction", "## Architecture", "## Experiment", "## Results", "## Figures", "## Conclusion")
 FIGURES = ("loss_curves", "reconstructions", "prior_samples", "interpolation", "tsne", "kl_per_dim")
@@ -29,7 +29,7 @@ def history(epochs=3, kl=(16.0, 16.5), train_above_test=True, gap=-1.0) -> list[
 
 
 def metrics(seeds=(0, 1), **changes) -> dict:
-    """A hand-made metrics dict with the nested structure of metrics.json (vae.pipeline.make_report)."""
+    """A hand-made metrics dict with the nested structure of metrics.json (vae.lab.pipeline.make_report)."""
     runs = {
         str(s): {"epochs": 3, "epochs_reused": 0, "evaluation_reused": False, "history": history(),
                  "kl_per_dim": [0.05, 1.5, 2.0, 3.25], "latent_variance": [0.001, 0.5, 0.7, 1.0]}
@@ -67,7 +67,7 @@ def metrics(seeds=(0, 1), **changes) -> dict:
 
 
 def rows() -> list[dict]:
-    """A hand-made ablations table (vae.sweep.table's rows), every variant the readings look for."""
+    """A hand-made ablations table (vae.lab.sweep.table's rows), every variant the readings look for."""
     values = {
         ("variance_head", "log σ² head (ours)"): (251.1, 248.0, 16.1, 20.0),
         ("variance_head", "raw σ head (tutorial)"): (252.2, 248.9, 15.5, 20.0),

@@ -1,4 +1,4 @@
-"""vae.sweep: each run once, stored, skipped when done, refused when it would mix; the table and its figures."""
+"""vae.lab.sweep: each run once, stored, skipped when done, refused when it would mix; the table and its figures."""
 
 import csv
 import json
@@ -11,15 +11,16 @@ import pytest
 from conftest import REPO, full_disk_on_write, write_gz
 from test_progress import logged_steps
 
-from vae import Config, progress, report
+from vae import Config, progress
 from vae import data as vdata
-from vae import files as vfiles
-from vae import sweep as sw
 from vae import train as vtrain
-from vae.__main__ import main
-from vae.checkpoint import RECORD
 from vae.evaluate import EvalSettings
-from vae.literature import ORIGINAL_REPORT_LOSS
+from vae.lab import files as vfiles
+from vae.lab import report
+from vae.lab import sweep as sw
+from vae.lab.checkpoint import RECORD
+from vae.lab.cli import main
+from vae.lab.literature import ORIGINAL_REPORT_LOSS
 from vae.model import VAE
 
 COMMITTED = REPO / "figures" / "experiments"

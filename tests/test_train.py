@@ -18,9 +18,7 @@ from fault_runner import assert_same_run, put_raw, start, wait_for
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from vae import VAE, CheckpointError, Config, TrainingDiverged, fit, load_checkpoint, load_data, load_model
-from vae import files as vfiles
 from vae import train as vtrain
-from vae.__main__ import main
 from vae.config import PRESETS, ConfigError, run_name
 from vae.data import (
     TEST_BINARIZATION_SEED,
@@ -28,6 +26,8 @@ from vae.data import (
     fixed_binarization,
     iterate_batches,
 )
+from vae.lab import files as vfiles
+from vae.lab.cli import main
 from vae.loss import dataset_elbo
 from vae.train import CHECKPOINT_NAME, make_optimizer, train_or_load
 

@@ -34,7 +34,7 @@ class Config:
     num_epochs: int = 10
     seed: int = 0
     device: str = "auto"  # "auto" picks cuda > mps > cpu
-    # Ablation switches (vae/sweep.py); the defaults are the original report's model and data.
+    # Ablation switches (vae/lab/sweep.py); the defaults are the original report's model and data.
     beta: float = 1.0  # weight of the KL in the training loss only; every reported -ELBO uses beta = 1
     variance_head: str = "logvar"  # what the encoder's second head predicts: one of VARIANCE_HEADS
     binarize: bool = False  # train on batches binarised afresh each step; test on one fixed binarisation

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torchvision import datasets
 
-from vae.files import OutputError, atomic_path, remove_stale_temporaries
+from vae.lab.files import OutputError, atomic_path, remove_stale_temporaries
 
 _COUNTS = {  # file name -> number of images (or labels) in it
     "train-images-idx3-ubyte": 60000,

@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 from torch.distributions import Normal
 from torchvision.utils import make_grid
 
-from vae.files import staged_writes
-from vae.literature import PUBLISHED_NLL, current_runs, how_it_ended, upgraded
+from vae.lab.files import staged_writes
+from vae.lab.literature import PUBLISHED_NLL, current_runs, how_it_ended, upgraded
 
 DPI = 150  # at this dpi a figure 10.5 inches wide is 1575 pixels: readable at 100 % zoom
 SIDE = 28  # images are 28 x 28 pixels
@@ -261,7 +261,7 @@ def latent_traversal(model, z: torch.Tensor, dims, values, row_labels: list[str]
     return fig
 
 
-# --- Figures of the ablation sweep (vae/sweep.py), from its stored results -------------------------------------
+# --- Figures of the ablation sweep (vae/lab/sweep.py), from its stored results -------------------------------------
 
 ABLATION_TITLES = {
     "variance_head": "What the encoder's second head predicts",

@@ -9,10 +9,10 @@ import torch
 from tqdm.auto import tqdm
 
 import vae.progress
-from vae.checkpoint import CheckpointError, load_checkpoint, load_model, load_weights, save_checkpoint
 from vae.config import RUNTIME_FIELDS, Config, ConfigError, run_name
 from vae.data import VALIDATION_BINARIZATION_SEED, check_images, fixed_binarization, iterate_batches
-from vae.files import exclusive_lock, remove_stale_temporaries
+from vae.lab.checkpoint import CheckpointError, load_checkpoint, load_model, load_weights, save_checkpoint
+from vae.lab.files import exclusive_lock, remove_stale_temporaries
 from vae.loss import dataset_elbo, elbo_terms
 from vae.model import VAE
 

@@ -24,14 +24,15 @@ import sklearn
 import torch
 import torchvision
 
-from vae import plots, report
-from vae.checkpoint import load_model
+from vae import plots
 from vae.config import Config
 from vae.data import class_names, load_data
 from vae.evaluate import EvalSettings, evaluate_model, first_of_each_class, knn_accuracy
-from vae.files import DamagedFile, read_json, shape_problem, staged_writes
+from vae.lab import report
+from vae.lab.checkpoint import load_model
+from vae.lab.files import DamagedFile, read_json, shape_problem, staged_writes
+from vae.lab.sweep import load_table, scores_problem
 from vae.progress import step
-from vae.sweep import load_table, scores_problem
 from vae.train import data_sizes, pick_device, train_or_load
 
 METRICS_NAME = "metrics.json"

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from vae.config import Config
-from vae.files import atomic_path, shape_problem
+from vae.lab.files import atomic_path, shape_problem
 from vae.model import VAE
 
 FORMAT_VERSION = 2

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from string import Template
 
-from vae.literature import (
+from vae.lab.literature import (
     GAUSSIAN_VAE_FASHION_MNIST_NLL,
     ORIGINAL_REPORT_LOSS,
     PLANNED_SEEDS,

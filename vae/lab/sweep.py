@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 
 from vae import plots
-from vae.checkpoint import RECORD, load_model
 from vae.config import RUNTIME_FIELDS, Config, run_name
 from vae.data import class_names, load_data, load_split
 from vae.evaluate import EvalSettings, evaluate_model, first_of_each_class
-from vae.files import DamagedFile, read_json, shape_problem, staged_writes
-from vae.literature import ORIGINAL_REPORT_LOSS
+from vae.lab.checkpoint import RECORD, load_model
+from vae.lab.files import DamagedFile, read_json, shape_problem, staged_writes
+from vae.lab.literature import ORIGINAL_REPORT_LOSS
 from vae.loss import cb_mean
 from vae.train import CHECKPOINT_NAME, TrainingDiverged, train_or_load
 

@@ -1,0 +1,433 @@
+"""Command line: `python -m vae train|report|sweep [options]`. It builds a Config and calls the library.
+
+Every option is checked before any work starts; a bad one exits with a one-line message and status 2.
+"""
+
+import argparse
+import contextlib
+import errno
+import os
+import signal
+import sys
+import tempfile
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from vae.config import DATASETS, PRESETS, Config, ConfigError
+from vae.data import DataError, load_data
+from vae.evaluate import EvalSettings
+from vae.lab.checkpoint import CheckpointError, load_checkpoint
+from vae.lab.files import OutputError
+from vae.lab.notebook import project_dir
+from vae.train import BEST_NAME, CHECKPOINT_NAME, TrainingDiverged, fit, pick_device
+
+DEFAULTS = Config()
+PATHS = (
+    "Default paths lie in the repository when run from any folder of a checkout of it, else in the current folder; "
+    "defaults are shown, and paths you type are read, relative to the current folder."
+)
+
+
+def rooted(path: str) -> str:
+    """A default path: under the root of the checkout that holds the current folder (as for the notebooks), else
+    under the current folder; written relative to the current folder, e.g. '../runs' from docs/."""
+    return os.path.relpath(project_dir(None, path))
+
+
+def add_config_args(parser: argparse.ArgumentParser, d: Config) -> None:
+    """The Config fields as options, with the defaults `d`: the original report's experiment, or a preset's."""
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), help="start from a preset: literature = the published protocol "
+        "(docs/literature-protocol.md); other options override its settings"
+    )  # fmt: skip
+    parser.add_argument("--dataset", default=d.dataset, help=f"one of {', '.join(DATASETS)} (default: %(default)s)")
+    parser.add_argument("--data-dir", default=rooted(d.data_dir), help="the dataset's folder (default: %(default)s)")
+    parser.add_argument("--epochs", dest="num_epochs", type=int, default=d.num_epochs, help="default: %(default)s")
+    parser.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
+    parser.add_argument("--hidden-dim", type=int, default=d.hidden_dim, help="default: %(default)s")
+    parser.add_argument("--latent-dim", type=int, default=d.latent_dim, help="size of z (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
+    parser.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps (default: auto = cuda > mps > cpu)")
+    parser.add_argument("--beta", type=float, default=d.beta, help="KL weight in the training loss (default: 1)")
+    parser.add_argument("--variance-head", default=d.variance_head, help="logvar, sigma or softplus (default: logvar)")
+    parser.add_argument(
+        "--binarize", action=argparse.BooleanOptionalAction, default=d.binarize,
+        help="train on dynamically binarised images (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--likelihood", default=d.likelihood, help="bernoulli or continuous-bernoulli (default: %(default)s)"
+    )
+    parser.add_argument("--architecture", default=d.architecture, help="mlp or gated (default: %(default)s)")
+    parser.add_argument("--optimizer", default=d.optimizer, help="adam or adam-normgrad (default: %(default)s)")
+    parser.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs, help="KL warm-up (default: %(default)s)")
+    parser.add_argument(
+        "--validation-images", type=int, default=d.validation_images,
+        help="hold out the last N training images for validation (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--precision", default=d.precision,
+        help="fp32, or bf16: autocast of the training step (benchmarks/bf16.py) (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--patience", type=int, default=d.patience,
+        help="stop after more than this many epochs without a better validation loss; 0: never (default: %(default)s)",
+    )  # fmt: skip
+
+
+def add_evaluation_args(parser: argparse.ArgumentParser, iw_samples: int, tsne_points: int) -> None:
+    parser.add_argument("--iw-samples", type=int, default=iw_samples, help="K of the IWAE NLL (default: %(default)s)")
+    parser.add_argument(
+        "--tsne-points", type=int, default=tsne_points, help="test images in a t-SNE (default: %(default)s)"
+    )
+
+
+def writable(folder, option: str) -> None:
+    """Check, before any work, that `folder` exists or can be made and takes files; create nothing. Else OutputError."""
+    folder = Path(folder).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise OutputError(f"cannot write in {folder} ({e.strerror or e}): choose another {option}.") from e
+
+
+def train(args, config: Config) -> None:
+    writable(args.out, "--out")
+    pick_device(config.device)  # a device this machine lacks fails before the data is loaded
+    x_train, _, x_test, _ = load_data(config.dataset, config.data_dir)
+    _, history = fit(config, x_train, x_test, out_dir=args.out, resume=args.resume, overwrite=args.overwrite)
+    last = history[-1]
+    print(
+        f"epoch {last['epoch']}: test -ELBO {last['test_loss']:.2f} nats per image "
+        f"(BCE {last['test_bce']:.2f} + KL {last['test_kl']:.2f}); "
+        f"{sum(r['seconds'] for r in history):.1f} s in all; checkpoint in {args.out}/"
+    )
+
+
+def report_options(args):
+    from vae.lab.pipeline import ReportOptions
+
+    evaluation = EvalSettings(iw_samples=args.iw_samples, tsne_points=args.tsne_points)
+    given = {k: getattr(args, k) for k in ("fig_dir", "report_path", "runs_dir", "from_checkpoint", "smoke")}
+    options = ReportOptions(seeds=args.seeds or [args.seed], evaluation=evaluation, **given)
+    paths = ("fig_dir", "report_path", "runs_dir", "sweep_dir", "bounds_dir")  # the library's defaults, made rooted
+    return replace(options, **{k: rooted(getattr(options, k)) for k in paths if getattr(args, k, None) is None})
+
+
+def report(args, config: Config) -> None:
+    from vae.lab.pipeline import make_report
+
+    options = args.options
+    for folder, option in ((options.fig_dir, "--fig-dir"), (Path(options.report_path).parent, "--report-path"),
+                           (options.runs_dir, "--runs-dir")):  # fmt: skip
+        writable(folder, option)
+    m = make_report(config, options)
+    s = m["summary"]
+    print(
+        f"test -ELBO {s['test_loss']['mean']:.2f} nats per image, IWAE NLL (K={m['evaluation']['iw_samples']}) "
+        f"{s['iwae_nll']['mean']:.2f}, kNN accuracy {s['knn_accuracy']['mean']:.4f}, active units "
+        f"{s['active_units']['mean']:.1f}, trustworthiness {s['trustworthiness']['mean']:.4f} "
+        f"(mean over seeds {m['seeds']}); {m['timings']['total_seconds']:.0f} s. "
+        f"Wrote {options.fig_dir}/*.png, {options.fig_dir}/metrics.json and {options.report_path}."
+    )
+
+
+def sweep_options(args):
+    from vae.lab import sweep as sw
+
+    evaluation = EvalSettings(iw_samples=args.iw_samples, tsne_points=args.tsne_points)
+    if args.smoke:
+        evaluation = EvalSettings(iw_samples=min(args.iw_samples, 10), tsne_points=min(args.tsne_points, 300))
+    args.out = args.out or rooted("runs/smoke/experiments" if args.smoke else "figures/experiments")
+    args.runs_dir = args.runs_dir or rooted("runs/smoke" if args.smoke else "runs")
+    args.seeds = args.seeds or ((0,) if args.smoke else sw.SEEDS)
+    base = Config(data_dir=args.data_dir, device=args.device)
+    return sw.plan(base, args.ablations, args.seeds, smoke=args.smoke), evaluation
+
+
+def sweep(args, config: Config) -> None:
+    from vae.lab import sweep as sw
+
+    runs, evaluation = args.options
+    writable(args.out, "--out")
+    writable(args.runs_dir, "--runs-dir")
+    seconds = sw.sweep(runs, args.out, args.runs_dir, evaluation, smoke=args.smoke)
+    written = sw.write_outputs(sw.load_results(args.out), args.out, args.runs_dir, args.seeds)
+    print(f"sweep of {len(runs)} runs: {seconds:.0f} s for the runs not yet done; {len(written)} files in {args.out}/")
+
+
+def bounds_options(args):
+    if not args.ks or any(k < 1 for k in args.ks):
+        raise ValueError(f"--ks must be integers >= 1, got {args.ks}")
+    if not Path(args.checkpoint).is_file():
+        raise ValueError(f"--checkpoint {args.checkpoint}: no such file")
+    return None
+
+
+def bounds(args, config: Config) -> None:
+    import json
+
+    from vae import plots
+    from vae.data import fixed_binarization
+    from vae.evaluate import k_convergence
+    from vae.lab.checkpoint import load_model
+    from vae.lab.files import staged_writes
+    from vae.lab.literature import data_label, update_records
+
+    writable(args.out, "--out")
+    model, trained, _ = load_model(args.checkpoint, pick_device(config.device))
+    x_test = load_data(trained.dataset, config.data_dir)[2]  # the whole test split
+    if trained.binarize:
+        x_test = fixed_binarization(x_test)  # as the model was scored in training
+    found = k_convergence(model, x_test, args.ks, seed=trained.seed, likelihood=trained.likelihood, label=args.label)
+    path = Path(args.out) / "k_convergence.json"
+    records = update_records(path, args.label, data_label(trained), found)
+    with staged_writes() as stage:
+        stage(path).write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+        plots.save_figure(plots.k_convergence(records), "k_convergence", args.out, stage)
+    listing = ", ".join(f"K={r['k']}: {r['bound']:.2f} ± {r['se']:.2f}" for r in found)
+    print(f"{args.label}: {listing} nats per image; wrote {path} and k_convergence.png")
+
+
+def literature_options(args):
+    if not args.ks or any(k < 1 for k in args.ks):
+        raise ValueError(f"--ks must be integers >= 1, got {args.ks}")
+    for name in (BEST_NAME, CHECKPOINT_NAME):
+        if not (Path(args.run_dir) / name).is_file():
+            raise ValueError(
+                f"--run-dir {args.run_dir} has no {name}: train it with `python -m vae train --preset literature`"
+            )
+    return None
+
+
+def literature(args, config: Config) -> None:
+    import json
+    import time
+
+    from vae import plots
+    from vae.data import fixed_binarization
+    from vae.evaluate import k_convergence
+    from vae.lab import literature as lit
+    from vae.lab.checkpoint import load_checkpoint, load_model
+    from vae.lab.files import staged_writes
+    from vae.lab.pipeline import versions
+    from vae.train import stopped_early
+
+    writable(args.out, "--out")
+    run, out = Path(args.run_dir), Path(args.out)
+    model, trained, best = load_model(run / BEST_NAME, pick_device(config.device))  # the best validation epoch
+    if not (trained.binarize and trained.validation_images):
+        raise ValueError(f"{run} is not a run of the literature protocol (binarised, with a validation split)")
+    state = load_checkpoint(run / CHECKPOINT_NAME)
+    history = state["history"]  # every epoch so far
+    protocol = state["data_sizes"].get("validation_protocol", 1)  # none was stored before protocol 2
+    x_test = fixed_binarization(load_data(trained.dataset, config.data_dir)[2])  # as the model was scored in training
+    found = k_convergence(model, x_test, args.ks, seed=trained.seed, label=trained.dataset)
+    results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
+    results |= {d: lit.upgraded(d, results[d]) for d in lit.PUBLISHED_NLL if d in results}  # one schema in the file
+    stopped = stopped_early(history, trained)
+    scored = lit.run_entry(trained, history, len(best), found, stopped, protocol)
+    entry = results[trained.dataset] = lit.with_run(trained.dataset, results.get(trained.dataset), scored)
+    path = out / "k_convergence.json"
+    if lit.convergence_run(entry) == scored:  # seed 0 of the newest protocol: its records replace the model's
+        records = lit.update_records(path, lit.model_label(trained.dataset), lit.data_label(trained), found)
+    else:
+        records = json.loads(path.read_text()) if path.exists() else []
+    results |= {
+        "k_convergence": records,
+        "continuous_bernoulli": lit.continuous_bernoulli(Path(args.sweep_dir) / "runs"),
+    }
+    results |= {"versions": versions(), "date": time.strftime("%Y-%m-%d")}
+    with staged_writes() as stage:
+        stage(out / "k_convergence.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+        stage(out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        plots.save_figure(plots.k_convergence(records), "k_convergence", out, stage)
+        plots.save_figure(plots.literature_training(results), "training", out, stage)
+    over = f" ± {entry['iwae_nll_sd']:.2f}" if entry["iwae_nll_sd"] is not None else ""
+    print(
+        f"{trained.dataset}, seed {trained.seed}, protocol {protocol}: test NLL {scored['iwae_nll']:.2f} ± "
+        f"{scored['iwae_nll_se']:.2f} nats per image (IWAE, K = {scored['iw_samples']}), best epoch {len(best)} of "
+        f"{len(history)}{' (stopped early)' if stopped else ''}; over {entry['n_runs']} run(s) of protocol "
+        f"{entry['protocol']}: {entry['iwae_nll_mean']:.2f}{over}, published {entry['published_nll']:.2f} ± "
+        f"{entry['published_sd']:.2f}; wrote {out}/results.json and figures"
+    )
+
+
+def add_train_command(commands, defaults: Config) -> None:
+    p = commands.add_parser(
+        "train",
+        help="train the VAE and save a checkpoint",
+        description="Train the original report's VAE (784-200-20, Adam 3e-4, batch 128, 10 epochs). Losses are "
+        "the negative ELBO, BCE + KL, in nats per image. A checkpoint is saved in --out after every epoch.",
+        epilog="example: python -m vae train --epochs 20 --latent-dim 2 --out runs/z2",
+    )
+    add_config_args(p, defaults)
+    p.add_argument("--out", default=rooted("runs/train"), help="folder for checkpoint.pt (default: %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt if it exists")
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
+    p.set_defaults(run=train, options=None)
+
+
+def add_report_command(commands, defaults: Config) -> None:
+    p = commands.add_parser(
+        "report",
+        help="train (or load), evaluate, and write figures/, figures/metrics.json and REPORT.md",
+        description="Train the config once per seed (checkpoints in --runs-dir/<run name>/; finished runs of the "
+        "same config are reused), evaluate on the test set (-ELBO, IWAE NLL, kNN on mu, active units, t-SNE), and "
+        "write every figure, metrics.json and REPORT.md, as one set.",
+        epilog="example: python -m vae report --seeds 0 1 2",
+    )
+    add_config_args(p, defaults)
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds to train; mean ± sd (default: --seed)")
+    add_evaluation_args(p, iw_samples=1000, tsne_points=10000)
+    p.add_argument("--from-checkpoint", default=None, metavar="PATH", help="evaluate this checkpoint; no training")
+    p.add_argument("--smoke", action="store_true", help="tiny and fast (2000 images, 1 epoch), into runs/smoke/")
+    smoke = rooted("runs/smoke")
+    p.add_argument("--fig-dir", help=f"figures and metrics.json (default: {rooted('figures')}, or {smoke}/figures)")
+    p.add_argument("--report-path", help=f"default: {rooted('REPORT.md')}, or {smoke}/REPORT.md")
+    p.add_argument("--runs-dir", help=f"checkpoints (default: {rooted('runs')}, or {smoke})")
+    p.set_defaults(run=report, options=report_options)
+
+
+def add_sweep_command(commands) -> None:
+    p = commands.add_parser(
+        "sweep",
+        help="run the ablations (configs x seeds), resumably, and write their table and figures",
+        description="Train and evaluate every config x seed of the chosen ablations. Each run's result is stored "
+        "in OUT/runs/<name>.json and reused if it matches, so an interrupted sweep resumes where it stopped.",
+        epilog="example: python -m vae sweep --ablations kl_weight --seeds 0",
+    )
+    p.add_argument("--data-dir", default=rooted(DEFAULTS.data_dir), help="the dataset's folder (default: %(default)s)")
+    p.add_argument("--device", default="cpu", help="default: %(default)s")
+    p.add_argument(
+        "--ablations", nargs="+", help="any of variance_head kl_weight latent_dim data_protocol training (default: all)"
+    )
+    p.add_argument("--seeds", nargs="+", type=int, help="default: 0 1 2 (0 with --smoke)")
+    add_evaluation_args(p, iw_samples=100, tsne_points=2000)
+    p.add_argument("--smoke", action="store_true", help="6000/1000 images, 1/10 of the epochs, K <= 10: for CI")
+    out, smoke = rooted("figures/experiments"), rooted("runs/smoke")
+    p.add_argument("--out", help=f"table and figures (default: {out}, or {smoke}/experiments)")
+    p.add_argument("--runs-dir", help=f"checkpoints (default: {rooted('runs')}, or {smoke})")
+    p.set_defaults(run=sweep, options=sweep_options)
+
+
+def add_bounds_command(commands) -> None:
+    p = commands.add_parser(
+        "bounds",
+        help="the IWAE bound on -log p(x) at several K for a trained model, as a table and a figure",
+        description="Estimate -log p(x) on the test split by importance sampling at each K (K = 1 is the -ELBO), "
+        "with standard errors over the test images; add the model's records to OUT/k_convergence.json and redraw "
+        "OUT/k_convergence.png (other models' records stay).",
+        epilog="example: python -m vae bounds --checkpoint 'runs/default,seed=0/checkpoint.pt' --label default",
+    )
+    p.add_argument("--checkpoint", required=True, help="a checkpoint written by train or report")
+    p.add_argument("--ks", type=int, nargs="+", default=[1, 10, 100, 1000, 5000], help="default: %(default)s")
+    p.add_argument("--label", default="default", help="the model's name in the table (default: %(default)s)")
+    p.add_argument("--out", default=rooted("figures/literature"), help="default: %(default)s")
+    p.add_argument("--data-dir", default=rooted(DEFAULTS.data_dir), help="the dataset's folder (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="default: %(default)s")
+    p.set_defaults(run=bounds, options=bounds_options)
+
+
+def add_literature_command(commands) -> None:
+    p = commands.add_parser(
+        "literature",
+        help="score a run of the literature preset against the published test NLL",
+        description="Score the best validation checkpoint of a `train --preset literature` run by IWAE at each K "
+        "on the fixed binarised test set (the published protocol uses K = 5000), and write OUT/results.json, "
+        "OUT/k_convergence.json and the figures k_convergence.png and training.png. Interrupting the training "
+        "first is safe: it resumes with --resume.",
+        epilog="example: python -m vae literature --run-dir runs/literature/fashion-mnist",
+    )
+    p.add_argument("--run-dir", required=True, help="the --out folder of the training run")
+    p.add_argument("--ks", type=int, nargs="+", default=[1, 10, 100, 1000, 5000], help="default: %(default)s")
+    p.add_argument("--out", default=rooted("figures/literature"), help="default: %(default)s")
+    p.add_argument("--sweep-dir", default=rooted("figures/experiments"), help="stored sweep (default: %(default)s)")
+    p.add_argument("--data-dir", default=rooted(DEFAULTS.data_dir), help="the dataset's folder (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="default: %(default)s")
+    p.set_defaults(run=literature, options=literature_options)
+
+
+def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with a preset, the config options default to the preset's values (see `main`)."""
+    defaults = Config(**PRESETS[preset]) if preset in PRESETS else DEFAULTS
+    parser = argparse.ArgumentParser(prog="python -m vae", description=f"A VAE on Fashion-MNIST. {PATHS}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_train_command(commands, defaults)
+    add_report_command(commands, defaults)
+    add_sweep_command(commands)
+    add_bounds_command(commands)
+    add_literature_command(commands)
+    for command in commands.choices.values():
+        command.description += f" {PATHS}"
+    return parser
+
+
+def main(argv=None) -> int:
+    preset = argparse.ArgumentParser(add_help=False)
+    preset.add_argument("--preset")
+    parser = build_parser(preset.parse_known_args(argv)[0].preset)  # an unknown preset is refused by the choices
+    args = parser.parse_args(argv)
+    names = Config.__dataclass_fields__
+    try:  # every option, before any work
+        config = Config(**{k: v for k, v in vars(args).items() if k in names})
+        args.options = args.options(args) if args.options else None
+    except (ConfigError, ValueError) as e:
+        parser.error(str(e))
+    try:
+        with sigterm_as_interrupt():
+            args.run(args, config)
+    except ConfigError as e:  # found only once the data is loaded, e.g. a batch larger than the dataset
+        parser.error(str(e))
+    except (DataError, CheckpointError, TrainingDiverged, OutputError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated); every staged write has been undone
+        how = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"\n{how}: {what_is_saved(args)}.", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
+    return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it ends as Ctrl-C does: clean-up runs, one line is printed."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """During the block, SIGTERM raises Terminated (unless it is ignored, or this is not the main thread)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def what_is_saved(args) -> str:
+    """After an interruption: what is on disk, and how to continue."""
+    if args.command != "train":
+        return "finished epochs and runs are saved; run the same command again to continue"
+    path = Path(args.out) / CHECKPOINT_NAME
+    try:
+        epochs = load_checkpoint(path)["epoch"] if path.exists() else 0
+    except CheckpointError:
+        epochs = 0
+    if not epochs:
+        return f"no epoch had finished, so nothing was saved in {args.out}/; run the same command again to start"
+    return f"{epochs} finished epoch{'s' * (epochs > 1)} saved in {args.out}/; add --resume to continue"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
