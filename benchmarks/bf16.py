@@ -13,18 +13,17 @@ from dataclasses import replace
 
 import torch
 
-from vae import Config, fit, load_split
-from vae.config import PRESETS
-from vae.data import fixed_binarization
+from vae import Config, load_split
 from vae.evaluate import iwae_nll
 from vae.lab.pipeline import versions
+from vae.research import PRESETS, fit
 
 
 def measure(config: Config, train_x, test_x, iw_samples: int) -> dict:
     """Seconds per epoch of the training step, and the test IWAE NLL after training."""
     model, history = fit(config, train_x, test_x, progress=False)
-    x = fixed_binarization(test_x) if config.binarize else test_x  # as the model is scored in training
-    nll = iwae_nll(model, x.to(next(model.parameters()).device), iw_samples, seed=config.seed).mean().item()
+    x = model.protocol.scored(test_x.to(next(model.parameters()).device))  # as the model is scored in training
+    nll = iwae_nll(model, x, iw_samples, seed=config.seed).mean().item()
     return {"s_per_epoch": sum(r["train_seconds"] for r in history) / len(history), "nll": nll}
 
 
@@ -40,7 +39,7 @@ def main() -> None:
         "original report (784-200-20 MLP)": Config(num_epochs=args.epochs, device=args.device),
         "literature (gated 300-300, z = 40)": Config(
             **{**PRESETS["literature"], "num_epochs": args.epochs}, device=args.device
-        ),  # fmt: skip
+        ),
     }
     print(f"torch {torch.__version__}, {versions()['processor']}, {torch.get_num_threads()} threads")
     print(f"{args.epochs} epochs each; test IWAE NLL with K = {args.iw_samples}, nats per image")

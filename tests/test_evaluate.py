@@ -12,9 +12,13 @@ from torch.nn import functional as F
 
 from vae import Config, fit, progress
 from vae import evaluate as ev
-from vae.data import fixed_binarization
-from vae.loss import cb_log_normalizer, dataset_elbo, elbo_terms
+from vae.lab.literature import k_convergence
+from vae.loss import Bernoulli, elbo_terms, negative_elbo
 from vae.model import VAE
+from vae.research import build_model
+from vae.research import latent_space as ls
+from vae.research.likelihoods import ContinuousBernoulli, cb_log_normalizer
+from vae.research.training import Binarized, fixed_binarization
 
 KEYS = {
     "test_loss",
@@ -75,7 +79,7 @@ def test_iwae_approaches_the_exact_marginal_likelihood(latent_dim, points):
 
 def test_iwae_is_below_the_elbo_on_a_trained_model(trained):
     model, (_, _, x, _) = trained
-    neg_elbo = dataset_elbo(model, x)
+    neg_elbo = negative_elbo(model, x)
     iw = ev.iwae_nll(model, x, 500).mean().item()
     assert iw < neg_elbo["loss"] - 0.1
     # With K = 1 the estimate is the -ELBO itself (a Monte Carlo estimate of the KL instead of the closed form).
@@ -103,13 +107,25 @@ def test_encode_posterior_in_chunks_matches_one_call(tiny_config, images):
     torch.testing.assert_close(logvar, ref_logvar)
 
 
+class FixedPosterior:
+    """A stand-in for a model in elbo_terms: logits 0 and the given q(z|x) = N(mu, exp(logvar)), whatever x."""
+
+    likelihood = Bernoulli()
+
+    def __init__(self, mu, logvar):
+        self.mu, self.logvar = mu, logvar
+
+    def __call__(self, x, generator=None):
+        return torch.zeros_like(x), self.mu, self.logvar
+
+
 def test_kl_per_dim_matches_the_closed_form_and_sums_to_the_kl():
     g = torch.Generator().manual_seed(0)
     mu, logvar = torch.randn(50, 6, generator=g), torch.randn(50, 6, generator=g)
     per_dim = ev.kl_per_dim(mu, logvar)
     expected = (0.5 * (mu**2 + logvar.exp() - 1 - logvar)).mean(dim=0)
     torch.testing.assert_close(per_dim, expected)
-    _, kl = elbo_terms(torch.zeros(50, 3), torch.zeros(50, 3), mu, logvar)
+    _, kl = elbo_terms(FixedPosterior(mu, logvar), torch.zeros(50, 3))
     assert per_dim.sum().item() == pytest.approx(kl.mean().item(), rel=1e-5)
 
 
@@ -153,9 +169,9 @@ def test_evaluate_model_returns_every_number_each_as_recomputed(trained):
     settings = ev.EvalSettings(iw_samples=50, tsne_points=40, tsne_perplexity=5.0, tsne_max_iter=250)
     values = ev.evaluate_model(model, data, settings, seed=3)
     assert set(values) == KEYS
-    elbo = dataset_elbo(model, x_test, seed=3)  # the evaluation's seed draws the z of the -ELBO
+    elbo = negative_elbo(model, x_test, seed=3)  # the evaluation's seed draws the z of the -ELBO
     assert values["test_loss"] == pytest.approx(elbo["loss"], rel=1e-9)
-    assert (values["test_bce"], values["test_kl"]) == pytest.approx((elbo["bce"], elbo["kl"]), rel=1e-9)
+    assert (values["test_bce"], values["test_kl"]) == pytest.approx((elbo["nll"], elbo["kl"]), rel=1e-9)
     assert values["test_loss"] == pytest.approx(values["test_bce"] + values["test_kl"])
     assert values["test_bits_per_dim"] == pytest.approx(values["test_loss"] / (784 * math.log(2)))
 
@@ -196,9 +212,13 @@ def test_binarized_evaluation_scores_the_fixed_binarization(trained):
     model, data = trained
     x_train, y_train, x_test, y_test = data
     settings = ev.EvalSettings(iw_samples=10)
+    binarized = build_model(Config(hidden_dim=32, latent_dim=4, binarize=True))  # the same weights, its protocol
+    binarized.load_state_dict(model.state_dict())
+    binarized.eval()
+    assert isinstance(binarized.protocol, Binarized) and not isinstance(model.protocol, Binarized)
     grey = ev.evaluate_model(model, data, settings)
-    binary = ev.evaluate_model(model, data, settings, binarize=True)
-    expected = dataset_elbo(model, fixed_binarization(x_test))
+    binary = ev.evaluate_model(binarized, data, settings)
+    expected = negative_elbo(model, fixed_binarization(x_test))
     assert binary["test_loss"] == pytest.approx(expected["loss"], rel=1e-9)
     assert binary["test_loss"] != pytest.approx(grey["test_loss"], rel=1e-3)
     nll = ev.iwae_nll(model, fixed_binarization(x_test), 10).double()
@@ -207,6 +227,51 @@ def test_binarized_evaluation_scores_the_fixed_binarization(trained):
     train_mu, _ = ev.encode_posterior(model, fixed_binarization(x_train))
     assert binary["knn_accuracy"] == ev.knn_accuracy(train_mu, y_train, mu, y_test)
     assert torch.equal(data[2], x_test) and not torch.equal(x_test, fixed_binarization(x_test))  # the input is kept
+
+
+def cb_log_c(logits: torch.Tensor) -> torch.Tensor:
+    """log C(lambda) of the continuous Bernoulli, C = 2 atanh(1 - 2 lambda) / (1 - 2 lambda), in float64: the oracle."""
+    t = 1 - 2 * torch.sigmoid(logits.double())
+    return torch.log(2 * torch.atanh(t) / t)
+
+
+def test_evaluate_model_scores_a_built_model_on_its_protocol_with_its_likelihood(trained):
+    _, data = trained
+    x_test = data[2]
+    settings = ev.EvalSettings(iw_samples=1)
+    # A binarised model of the default size is scored on the fixed binarisation of the test images, whatever the seed.
+    torch.manual_seed(0)
+    model = build_model(Config(binarize=True)).eval()
+    with torch.no_grad():
+        model.dec_out.weight.mul_(20)  # a decoder whose logits tell grey levels from binary pixels
+    values = ev.evaluate_model(model, data, settings, seed=5, progress=False)
+    binary = fixed_binarization(x_test)
+    assert set(binary.unique().tolist()) == {0.0, 1.0} and torch.equal(data[2], x_test)
+    expected = negative_elbo(model, binary, seed=5)
+    assert (values["test_loss"], values["test_bce"]) == pytest.approx((expected["loss"], expected["nll"]), rel=1e-9)
+    assert abs(values["test_loss"] - negative_elbo(model, x_test, seed=5)["loss"]) > 1  # not the grey levels (by 4.5)
+
+    # A continuous-Bernoulli model: its -ELBO and its K = 1 IWAE, recomputed by hand on the evaluation's draws of z.
+    # They share the reconstruction term (the BCE less log C), but the IWAE estimates the KL by its Monte Carlo
+    # sample log q(z|x) - log p(z) where the -ELBO has the closed form: at K = 1 they agree in expectation only.
+    torch.manual_seed(0)
+    cb_model = build_model(Config(hidden_dim=32, latent_dim=3, likelihood="continuous-bernoulli")).eval()
+    with torch.no_grad():
+        cb_model.dec_out.weight.mul_(5)  # logits far from 0, where log C differs much from log 2
+        values = ev.evaluate_model(cb_model, data, settings, seed=7, progress=False)
+        mu, logvar = (t.double() for t in cb_model.encode(x_test))
+        eps = torch.randn((len(x_test), 1, 3), generator=torch.Generator().manual_seed(7))[:, 0].double()
+        z = mu + torch.exp(0.5 * logvar) * eps
+        logits = cb_model.decode(z.float()).double()
+    x = x_test.double()
+    nll = (F.softplus(logits) - x * logits - cb_log_c(logits)).sum(dim=1)  # -log p(x|z): BCE - log C, per image
+    kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(dim=1)
+    mc_kl = (Normal(mu, torch.exp(0.5 * logvar)).log_prob(z) - Normal(0.0, 1.0).log_prob(z)).sum(dim=1)
+    assert cb_log_c(logits).sum(dim=1).abs().min() > 100  # the normaliser matters: a Bernoulli score would fail
+    assert values["test_loss"] == pytest.approx((nll + kl).mean().item(), abs=1e-4)
+    assert values["test_bce"] == pytest.approx(nll.mean().item(), abs=1e-4)
+    assert values["iwae_nll"] == pytest.approx((nll + mc_kl).mean().item(), abs=1e-4)
+    assert values["iwae_gap"] == pytest.approx((kl - mc_kl).mean().item(), abs=1e-4)  # 0.013 nats here, not 0
 
 
 @pytest.mark.parametrize(
@@ -247,7 +312,7 @@ def test_pca_features_match_the_svd():
     rng = np.random.default_rng(0)
     train = rng.normal(size=(200, 6)) * np.array([5.0, 3.0, 1.0, 0.5, 0.1, 0.1])
     test = rng.normal(size=(20, 6))
-    train_pca, test_pca = ev.pca_features(train, test, n_components=2)
+    train_pca, test_pca = ls.pca_features(train, test, n_components=2)
     _, _, vt = np.linalg.svd(train - train.mean(axis=0), full_matrices=False)
     expected = (test - train.mean(axis=0)) @ vt[:2].T
     np.testing.assert_allclose(np.abs(test_pca), np.abs(expected), atol=1e-8)  # up to each axis's sign
@@ -262,7 +327,7 @@ def test_compare_representations_finds_the_informative_code(capfd, monkeypatch):
     centres = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])
     train_mu, test_mu = centres[y_train] + rng.normal(size=(300, 2)), centres[y_test] + rng.normal(size=(60, 2))
     x_train, x_test = rng.random((300, 784)), rng.random((60, 784))
-    result = ev.compare_representations(train_mu, test_mu, x_train, x_test, y_train, y_test, tsne_points=40, k=5)
+    result = ls.compare_representations(train_mu, test_mu, x_train, x_test, y_train, y_test, tsne_points=40, k=5)
     assert list(result["knn"]) == ["μ (2-d)", "pixels (784-d)", "PCA of pixels (2-d)"]
     assert result["knn"]["μ (2-d)"] == 1.0
     assert result["knn"]["pixels (784-d)"] < 0.6 and result["knn"]["PCA of pixels (2-d)"] < 0.6
@@ -279,9 +344,14 @@ def test_compare_representations_finds_the_informative_code(capfd, monkeypatch):
 def test_iwae_with_the_continuous_bernoulli_adds_its_log_normaliser():
     torch.manual_seed(0)
     model = VAE(784, 32, 3).eval()
+    cb_model = build_model(Config(hidden_dim=32, latent_dim=3, likelihood="continuous-bernoulli"))
+    cb_model.load_state_dict(model.state_dict())  # the same weights; only its likelihood differs
+    cb_model.eval()
+    assert isinstance(cb_model.likelihood, ContinuousBernoulli)
+    assert not isinstance(model.likelihood, ContinuousBernoulli)
     x = make_images(8)
     bernoulli = ev.iwae_nll(model, x, num_samples=1, seed=3)
-    continuous = ev.iwae_nll(model, x, num_samples=1, seed=3, likelihood="continuous-bernoulli")
+    continuous = ev.iwae_nll(cb_model, x, num_samples=1, seed=3)
     # K = 1: the same single z per image in both (same seed), so they differ by -sum_i log C(lambda_i) alone
     with torch.no_grad():
         mu, logvar = model.encode(x)
@@ -292,7 +362,7 @@ def test_iwae_with_the_continuous_bernoulli_adds_its_log_normaliser():
 
 def test_k_convergence_gives_each_k_its_iwae_bound_and_standard_error(trained):
     model, (_, _, x, _) = trained  # 128 test images
-    records = ev.k_convergence(model, x, ks=(1, 10, 100), seed=4)
+    records = k_convergence(model, x, ks=(1, 10, 100), seed=4)
     assert [r["k"] for r in records] == [1, 10, 100]
     for r in records:  # each recomputed from iwae_nll: the mean and std / sqrt(N) of the per-image estimates
         nll = ev.iwae_nll(model, x, r["k"], seed=4).double()
@@ -337,10 +407,10 @@ def test_progress_changes_no_number_and_progress_false_prints_nothing(trained, c
 def test_k_convergence_names_each_k_with_the_models_label(trained, capfd, monkeypatch):
     model, (_, _, x, _) = trained
     monkeypatch.setattr(progress, "live_bar", lambda: False)
-    ev.k_convergence(model, x, ks=(1, 10), label="default")
+    k_convergence(model, x, ks=(1, 10), label="default")
     assert logged_steps(capfd.readouterr().err) == [
         "default: IWAE K = 1 on 128 images",
         "default: IWAE K = 10 on 128 images",
     ]
-    ev.k_convergence(model, x, ks=(1, 10), progress=False)
+    k_convergence(model, x, ks=(1, 10), progress=False)
     assert capfd.readouterr() == ("", "")

@@ -7,7 +7,6 @@ from pathlib import Path
 from conftest import REPO
 
 from vae import Config
-from vae.config import PRESETS
 from vae.lab.literature import (
     GAUSSIAN_VAE_FASHION_MNIST_NLL,
     ORIGINAL_REPORT_LOSS,
@@ -22,7 +21,8 @@ from vae.lab.literature import (
     upgraded,
     with_run,
 )
-from vae.train import stopped_early
+from vae.research import PRESETS
+from vae.research.training import stopped_early
 
 # A quotation of a loss curve: "≈17,900 → ≈10,700" in prose, '17,900 -> 10,700' in a docstring (a measured
 # "11,603 → 8,429" is not in quotation marks)
@@ -43,7 +43,7 @@ def read(path: Path) -> str:
 def texts() -> dict[str, str]:
     """Every document, notebook and source file of the repository that could quote a number: name -> text."""
     paths = [REPO / "REPORT.md", REPO / "README.md", *REPO.glob("docs/*.md"), *REPO.glob("notebooks/*.ipynb")]
-    paths += [*REPO.glob("vae/*.py"), *REPO.glob("vae/lab/templates/*")]
+    paths += [*REPO.glob("vae/**/*.py"), *REPO.glob("vae/lab/templates/*")]  # the core, vae/research/ and vae/lab/
     return {str(p.relative_to(REPO)): read(p) for p in paths if p.is_file()}
 
 

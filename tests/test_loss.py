@@ -6,8 +6,10 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, ContinuousBernoulli, Normal, kl_divergence
 
-from vae import VAE, dataset_elbo, elbo_terms, loss_per_image
-from vae.loss import cb_log_normalizer, cb_mean
+from vae import VAE, elbo_terms, negative_elbo
+from vae import loss as vloss
+from vae.research import likelihoods
+from vae.research.likelihoods import cb_log_normalizer, cb_mean
 
 
 def random_terms(batch=16, latent_dim=5, seed=0):
@@ -19,9 +21,34 @@ def random_terms(batch=16, latent_dim=5, seed=0):
     return x, logits, mu, logvar
 
 
+class FixedOutputs:
+    """A stand-in for a VAE whose forward pass returns the given (logits, mu, logvar), scored by `likelihood`."""
+
+    def __init__(self, logits, mu, logvar, likelihood=None):
+        self.outputs = logits, mu, logvar
+        self.likelihood = likelihood or vloss.Bernoulli()
+
+    def __call__(self, x, generator=None):
+        return self.outputs
+
+
+def terms(x, logits, mu, logvar, likelihood=None):
+    """elbo_terms of x for a forward pass that gave (logits, mu, logvar): (nll, kl), each (B,)."""
+    return elbo_terms(FixedOutputs(logits, mu, logvar, likelihood), x)
+
+
+class PerImage:
+    """A deterministic stand-in for a VAE: each image's (logits, mu, logvar) depend on that image alone."""
+
+    likelihood = vloss.Bernoulli()
+
+    def __call__(self, x, generator=None):
+        return 6 * (x - 0.5), x[:, :5], x[:, 5:10] - 0.5
+
+
 def test_kl_matches_torch_distributions():
     x, logits, mu, logvar = random_terms()
-    _, kl = elbo_terms(x, logits, mu, logvar)
+    _, kl = terms(x, logits, mu, logvar)
     q = Normal(mu, torch.exp(0.5 * logvar))
     p = Normal(torch.zeros_like(mu), torch.ones_like(logvar))
     expected = kl_divergence(q, p).sum(dim=1)
@@ -30,16 +57,16 @@ def test_kl_matches_torch_distributions():
 
 def test_kl_is_zero_only_at_the_prior():
     x, logits, mu, logvar = random_terms()
-    _, kl = elbo_terms(x, logits, torch.zeros_like(mu), torch.zeros_like(logvar))
+    _, kl = terms(x, logits, torch.zeros_like(mu), torch.zeros_like(logvar))
     assert torch.all(kl == 0)
-    _, kl = elbo_terms(x, logits, mu, logvar)
+    _, kl = terms(x, logits, mu, logvar)
     assert torch.all(kl > 0)
 
 
 def test_bce_matches_bernoulli_log_prob_binary_and_grey():
     x, logits, mu, logvar = random_terms()
     for target in (x, (x > 0.5).float()):
-        bce, _ = elbo_terms(target, logits, mu, logvar)
+        bce, _ = terms(target, logits, mu, logvar)
         # Grey-level targets are outside Bernoulli's support; the formula x log p + (1-x) log(1-p) still holds.
         expected = -Bernoulli(logits=logits, validate_args=False).log_prob(target).sum(dim=1)
         torch.testing.assert_close(bce, expected)
@@ -48,31 +75,44 @@ def test_bce_matches_bernoulli_log_prob_binary_and_grey():
 def test_bce_is_finite_for_extreme_logits():
     x = torch.tensor([[0.0, 1.0, 0.0, 1.0]])
     logits = torch.tensor([[-200.0, 200.0, 200.0, -200.0]])
-    bce, _ = elbo_terms(x, logits, torch.zeros(1, 2), torch.zeros(1, 2))
+    bce, _ = terms(x, logits, torch.zeros(1, 2), torch.zeros(1, 2))
     torch.testing.assert_close(bce, torch.tensor([400.0]))
 
 
 def test_loss_is_a_per_image_mean_not_a_batch_sum():
-    x, logits, mu, logvar = random_terms(batch=32)
-    bce, kl = elbo_terms(x, logits, mu, logvar)
-    loss = loss_per_image(x, logits, mu, logvar)
-    torch.testing.assert_close(loss * 32, (bce + kl).sum())
-    # the same images twice give the same per-image loss
-    doubled = loss_per_image(*(torch.cat([t, t]) for t in (x, logits, mu, logvar)))
-    torch.testing.assert_close(doubled, loss)
+    x = random_terms(batch=32)[0]
+    model = PerImage()
+    nll, kl = elbo_terms(model, x)
+    loss = negative_elbo(model, x)["loss"]
+    assert loss * 32 == pytest.approx((nll + kl).sum().item(), rel=1e-6)
+    # the same images twice give the same per-image loss, in one batch or in many
+    assert negative_elbo(model, torch.cat([x, x]))["loss"] == pytest.approx(loss, rel=1e-6)
+    assert negative_elbo(model, torch.cat([x, x]), batch_size=7)["loss"] == pytest.approx(loss, rel=1e-6)
 
 
-def test_dataset_elbo_recomputes_batchwise_terms():
+def test_elbo_terms_runs_the_models_forward_pass_with_one_z_per_image():
+    torch.manual_seed(0)
+    model = VAE(hidden_dim=16, latent_dim=3)
+    x = torch.rand(10, 784)
+    nll, kl = elbo_terms(model, x, torch.Generator().manual_seed(5))
+    logits, mu, logvar = model(x, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(nll, vloss.Bernoulli().nll(x, logits), rtol=0, atol=0)
+    torch.testing.assert_close(kl, terms(x, logits, mu, logvar)[1], rtol=0, atol=0)
+    assert nll.shape == kl.shape == (10,)
+    assert not torch.equal(nll, elbo_terms(model, x, torch.Generator().manual_seed(6))[0])  # a fresh z, another nll
+
+
+def test_negative_elbo_recomputes_batchwise_terms():
     torch.manual_seed(0)
     model = VAE(hidden_dim=16, latent_dim=3)
     x = torch.rand(50, 784)
-    result = dataset_elbo(model, x, batch_size=7, seed=3)
+    result = negative_elbo(model, x, batch_size=7, seed=3)
     g = torch.Generator().manual_seed(3)
     mu, logvar = model.encode(x)
     chunks = [model.reparameterize(m, lv, g) for m, lv in zip(mu.split(7), logvar.split(7), strict=True)]
     z = torch.cat(chunks)
-    bce, kl = elbo_terms(x, model.decode(z), mu, logvar)
-    assert abs(result["bce"] - bce.mean().item()) < 1e-3
+    bce, kl = terms(x, model.decode(z), mu, logvar)
+    assert abs(result["nll"] - bce.mean().item()) < 1e-3
     assert abs(result["kl"] - kl.mean().item()) < 1e-4
     assert abs(result["loss"] - (bce + kl).mean().item()) < 1e-3
 
@@ -122,13 +162,13 @@ def test_the_log_normaliser_and_the_mean_match_numerical_integration(lam):
 def test_the_continuous_bernoulli_term_is_a_normalised_density_as_in_torch_distributions():
     x, logits, mu, logvar = random_terms()
     x, logits = x.double(), (logits / 3).double()  # torch's own log-normaliser is accurate in float64
-    rec, kl = elbo_terms(x, logits, mu.double(), logvar.double(), "continuous-bernoulli")
+    rec, kl = terms(x, logits, mu.double(), logvar.double(), likelihoods.ContinuousBernoulli())
     oracle = -ContinuousBernoulli(logits=logits).log_prob(x).sum(dim=1)
     torch.testing.assert_close(rec, oracle, rtol=0, atol=1e-6)
-    bce, kl_b = elbo_terms(x, logits, mu.double(), logvar.double())
+    bce, kl_b = terms(x, logits, mu.double(), logvar.double())
     assert torch.equal(kl, kl_b) and torch.all(rec < bce)  # log C > 0: the density is larger than the coin's odds
     grid = torch.linspace(0, 1, 100_001, dtype=torch.float64).view(-1, 1)  # one pixel's density integrates to 1
-    pixel = torch.exp(-elbo_terms(grid, torch.full_like(grid, 1.7), mu[:1], logvar[:1], "continuous-bernoulli")[0])
+    pixel = torch.exp(-likelihoods.ContinuousBernoulli().nll(grid, torch.full_like(grid, 1.7)))
     assert float(torch.trapezoid(pixel, grid.flatten())) == pytest.approx(1.0, abs=1e-8)
 
 

@@ -18,13 +18,16 @@ from test_notebook import make_checkout
 
 import vae.lab.cli as cli_module
 from vae import data as vdata
-from vae import load_checkpoint
-from vae.config import PRESETS, Config, run_name
+from vae import raw_files as vraw
+from vae.config import Config, run_name
 from vae.lab import pipeline
 from vae.lab import sweep as vsweep
+from vae.lab.checkpoint import load_checkpoint
 from vae.lab.cli import main
 from vae.lab.literature import model_label
-from vae.train import CHECKPOINT_NAME, VALIDATION_PROTOCOL
+from vae.lab.runs import CHECKPOINT_NAME
+from vae.research import PRESETS
+from vae.research.training import VALIDATION_PROTOCOL
 
 TINY = ["--batch-size", "32", "--hidden-dim", "16", "--latent-dim", "2", "--device", "cpu"]
 TRACEBACK = "Traceback"
@@ -222,11 +225,11 @@ def test_from_a_subfolder_of_a_checkout_defaults_are_under_its_root_and_typed_pa
 ):
     root = make_checkout(tmp_path / "repo")
     write_gz(tmp_path / "debian", synthetic_dataset)  # the Debian package's files: decompressed into --data-dir
-    monkeypatch.setitem(vdata.DEBIAN_DIR, "fashion-mnist", tmp_path / "debian")
+    monkeypatch.setitem(vraw.DEBIAN_DIR, "fashion-mnist", tmp_path / "debian")
     (root / "docs").mkdir()
     monkeypatch.chdir(root / "docs")
     assert main(["train", *TINY, "--epochs", "1", "--out", "x"]) == 0
-    assert vdata.raw_dir("fashion-mnist", root / "data").is_dir()  # the data in the checkout's data/
+    assert vraw.raw_dir("fashion-mnist", root / "data").is_dir()  # the data in the checkout's data/
     assert [p.name for p in (root / "docs").iterdir()] == ["x"]  # the checkpoint where the user said: docs/x
     assert (root / "docs" / "x" / CHECKPOINT_NAME).is_file()
 
@@ -374,8 +377,8 @@ def test_literature_scores_the_best_epoch_and_writes_results_for_each_dataset(
     dataset, synthetic_dataset, tmp_path, monkeypatch, capsys
 ):
     # A smoke run of the literature protocol on the synthetic images (as MNIST too: the same files in its folder).
-    monkeypatch.setitem(vdata.RAW_FILES, "mnist", vdata.RAW_FILES["fashion-mnist"])
-    raw = vdata.raw_dir(dataset, tmp_path / "data")
+    monkeypatch.setitem(vraw.RAW_FILES, "mnist", vraw.RAW_FILES["fashion-mnist"])
+    raw = vraw.raw_dir(dataset, tmp_path / "data")
     raw.mkdir(parents=True)
     for name, data in synthetic_dataset.items():
         (raw / name).write_bytes(data)

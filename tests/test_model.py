@@ -6,8 +6,20 @@ import pytest
 import torch
 
 from vae import VAE, Config
-from vae.config import PRESETS
-from vae.model import GATED_LOGVAR_RANGE, LOGVAR_RANGE, GatedDense
+from vae.data import GreyLevels
+from vae.loss import Bernoulli
+from vae.model import LOGVAR_RANGE
+from vae.research import PRESETS, build_model
+from vae.research.likelihoods import ContinuousBernoulli
+from vae.research.models import (
+    GATED_LOGVAR_RANGE,
+    BF16Autocast,
+    GatedDense,
+    GatedVAE,
+    SigmaHeadVAE,
+    SoftplusHeadVAE,
+)
+from vae.research.training import Binarized
 
 
 def test_architecture_is_the_original_reports():
@@ -74,7 +86,7 @@ def test_the_logvar_head_never_gives_an_infinite_or_zero_sigma(bias):
         model.enc_logvar.weight.mul_(1e3)
     x = torch.cat([torch.zeros(1, 784), torch.ones(1, 784), torch.rand(6, 784)])  # inputs in [0, 1]
     mu, logvar = model.encode(x)
-    sigma = model.sigma(logvar)
+    sigma = model.std(logvar)
     assert torch.isfinite(sigma).all() and (sigma > 0).all()
     z = model.reparameterize(mu, logvar, torch.Generator().manual_seed(0))
     assert torch.isfinite(z).all() and torch.isfinite(model.decode(z)).all()
@@ -84,7 +96,7 @@ def test_the_logvar_head_never_gives_an_infinite_or_zero_sigma(bias):
 
 def test_the_clamp_changes_no_ordinary_sigma():
     logvar = torch.linspace(LOGVAR_RANGE[0], LOGVAR_RANGE[1], 101)
-    torch.testing.assert_close(VAE.sigma(logvar), torch.exp(0.5 * logvar), rtol=0, atol=0)
+    torch.testing.assert_close(VAE.std(logvar), torch.exp(0.5 * logvar), rtol=0, atol=0)
 
 
 # The ablation's variance heads (config.variance_head), each against its formula.
@@ -96,7 +108,7 @@ def raw_head_output(model, x):
 
 def test_sigma_head_is_the_raw_output_as_sigma():
     torch.manual_seed(0)
-    model = VAE(hidden_dim=16, latent_dim=3, variance_head="sigma")
+    model = SigmaHeadVAE(hidden_dim=16, latent_dim=3)
     x = torch.rand(8, 784)
     sigma = raw_head_output(model, x)
     assert (sigma < 0).any()  # a raw linear output is not a standard deviation
@@ -114,7 +126,7 @@ def test_sigma_head_is_the_raw_output_as_sigma():
 
 def test_softplus_head_gives_a_positive_sigma():
     torch.manual_seed(0)
-    model = VAE(hidden_dim=16, latent_dim=3, variance_head="softplus")
+    model = SoftplusHeadVAE(hidden_dim=16, latent_dim=3)
     x = torch.rand(8, 784)
     out = raw_head_output(model, x)
     sigma = torch.log1p(torch.exp(out))
@@ -129,14 +141,83 @@ def test_default_head_is_the_raw_output_as_logvar():
     assert torch.equal(model.encode(x)[1], raw_head_output(model, x))
 
 
-def test_from_config_builds_the_configured_head_and_sizes():
-    model = VAE.from_config(Config(hidden_dim=16, latent_dim=3, variance_head="softplus"))
-    assert (model.variance_head, model.latent_dim, model.enc.out_features) == ("softplus", 3, 16)
+def test_build_model_builds_the_configured_head_and_sizes():
+    model = build_model(Config(hidden_dim=16, latent_dim=3, variance_head="softplus"))
+    assert (type(model), model.latent_dim, model.enc.out_features) == (SoftplusHeadVAE, 3, 16)
+    assert (VAE.from_config(Config(hidden_dim=16, latent_dim=3)).latent_dim, model.dec_out.in_features) == (3, 16)
+
+
+@pytest.mark.parametrize(
+    "changes, cls",
+    [
+        ({}, VAE),
+        ({"variance_head": "sigma"}, SigmaHeadVAE),
+        ({"variance_head": "softplus"}, SoftplusHeadVAE),
+        ({"architecture": "gated"}, GatedVAE),
+    ],
+)
+def test_build_model_gives_each_variant_its_class(changes, cls):
+    config = Config(hidden_dim=16, latent_dim=3, **changes)
+    model = build_model(config)
+    assert type(model) is cls and not isinstance(model, BF16Autocast)
+    bf16 = build_model(Config(**{**config.to_dict(), "precision": "bf16"}))
+    assert isinstance(bf16, BF16Autocast) and isinstance(bf16, cls) and type(bf16) is not cls
+    assert list(bf16.state_dict()) == list(model.state_dict())  # the same weights, so the same checkpoints
+    x = torch.rand(4, 784)
+    for m in (model, bf16):  # each gets its likelihood and protocol from the config; here the original report's
+        assert isinstance(m.likelihood, Bernoulli) and not isinstance(m.likelihood, ContinuousBernoulli)
+        assert isinstance(m.protocol, GreyLevels) and torch.equal(m.protocol.scored(x), x)
+
+
+def test_build_model_sets_the_likelihood_and_the_protocol_of_its_config():
+    cb = build_model(Config(hidden_dim=16, latent_dim=3, likelihood="continuous-bernoulli"))
+    assert type(cb) is VAE and isinstance(cb.likelihood, ContinuousBernoulli) and isinstance(cb.protocol, GreyLevels)
+    binarised = build_model(Config(hidden_dim=16, latent_dim=3, binarize=True))
+    assert type(binarised) is VAE and isinstance(binarised.protocol, Binarized)
+    assert type(binarised.likelihood) is Bernoulli
+    assert isinstance(VAE().likelihood, Bernoulli)  # the class's own: other models keep theirs
+    scored = binarised.protocol.scored(torch.full((4, 784), 0.5))
+    assert set(scored.unique().tolist()) == {0.0, 1.0}
+
+
+def test_bf16_autocast_runs_the_training_pass_in_bfloat16_and_evaluates_in_float32():
+    torch.manual_seed(0)
+    fp32 = build_model(Config(hidden_dim=16, latent_dim=3))
+    bf16 = build_model(Config(hidden_dim=16, latent_dim=3, precision="bf16"))
+    bf16.load_state_dict(fp32.state_dict())
+    x = torch.rand(4, 784)
+    outputs = [m(x, torch.Generator().manual_seed(0)) for m in (fp32, bf16)]  # both in training mode
+    assert all(t.dtype == torch.float32 for t in outputs[1])
+    assert not torch.equal(outputs[0][0], outputs[1][0])  # autocast was on
+    torch.testing.assert_close(outputs[1][0], outputs[0][0], rtol=0.05, atol=0.05)
+    fp32.eval(), bf16.eval()
+    evaluated = [m(x, torch.Generator().manual_seed(0)) for m in (fp32, bf16)]
+    assert all(torch.equal(a, b) for a, b in zip(*evaluated, strict=True))
+
+
+GATED_KEYS = [  # the state_dict of VAE(784, 300, 40, architecture="gated") before the variants became subclasses
+    f"{side}.{layer}.{gate}.{p}"
+    for side in ("enc",)
+    for layer in (0, 1)
+    for gate in ("h", "g")
+    for p in ("weight", "bias")
+]
+GATED_KEYS += ["enc_mu.weight", "enc_mu.bias", "enc_logvar.weight", "enc_logvar.bias"]
+GATED_KEYS += [f"dec.{layer}.{gate}.{p}" for layer in (0, 1) for gate in ("h", "g") for p in ("weight", "bias")]
+GATED_KEYS += ["dec_out.weight", "dec_out.bias"]
+
+
+def test_a_gated_vae_has_the_state_dict_keys_it_had_before():
+    # Checkpoints of the literature's runs were written before GatedVAE existed: they must still load.
+    assert GATED_KEYS[:4] == ["enc.0.h.weight", "enc.0.h.bias", "enc.0.g.weight", "enc.0.g.bias"]
+    assert list(GatedVAE(784, 300, 40).state_dict()) == GATED_KEYS
+    assert list(build_model(Config(**PRESETS["literature"])).state_dict()) == GATED_KEYS
 
 
 def test_the_gated_architecture_is_the_literatures():
     # docs/literature-protocol.md: 784 -> GatedDense 300 -> GatedDense 300 -> 40 (mu, logvar); 40 -> 300 -> 300 -> 784.
-    model = VAE.from_config(Config(**PRESETS["literature"]))
+    model = build_model(Config(**PRESETS["literature"]))
+    assert type(model) is GatedVAE
     shapes = {name: tuple(p.shape) for name, p in model.named_parameters() if name.endswith("weight")}
     assert shapes == {
         "enc.0.h.weight": (300, 784), "enc.0.g.weight": (300, 784),
@@ -157,7 +238,7 @@ def test_a_gated_layer_is_a_linear_map_times_a_sigmoid_gate():
 
 def test_gated_weights_are_he_normal():
     torch.manual_seed(0)
-    model = VAE.from_config(Config(**PRESETS["literature"]))
+    model = build_model(Config(**PRESETS["literature"]))
     for name, p in model.named_parameters():
         if name.endswith("weight") and p.numel() >= 10_000:  # enough draws for a 5 % test of the spread
             std = math.sqrt(2 / p.shape[1])  # He et al. (2015): sqrt(2 / fan_in)
@@ -166,7 +247,7 @@ def test_gated_weights_are_he_normal():
 
 
 def test_the_gated_logvar_is_clamped_to_the_hardtanh_range():
-    model = VAE.from_config(Config(architecture="gated", hidden_dim=8, latent_dim=3))
+    model = GatedVAE(hidden_dim=8, latent_dim=3)
     with torch.no_grad():
         model.enc_logvar.bias.fill_(50.0)
         assert model.encode(torch.rand(4, 784))[1].max().item() == GATED_LOGVAR_RANGE[1]

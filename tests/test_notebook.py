@@ -1,4 +1,5 @@
-"""vae.lab.notebook: strict parameters, the project's folders, the posterior draws figure, the latent-traversal widget."""
+"""vae.lab.notebook: strict parameters, the project's folders, the posterior draws figure, the latent-traversal
+widget."""
 
 import sys
 from pathlib import Path

@@ -200,8 +200,8 @@ def test_notebook_says_seed_for_an_rng_seed_only_and_cites_no_issue_numbers(path
 def test_the_first_notebook_shows_its_maths_and_reads_its_numbers():
     """The code beside the formulas; the curves' reading from the history; the numbers from evaluate_model."""
     text = notebook_text(REPO / "notebooks" / "vae_fashion_mnist.ipynb")
-    for call in ("inspect.getsource(vae.VAE.reparameterize)", "inspect.getsource(vae.elbo_terms)",
-                 "model.reparameterize(", "report.curves_reading(history)", "evaluate_model("):  # fmt: skip
+    for call in ("inspect.getsource(vae.VAE)", "inspect.getsource(vae.elbo_terms)", "model.reparameterize(",
+                 "report.curves_reading(history)", "evaluate_model("):  # fmt: skip
         assert call in text
 
 

@@ -5,7 +5,7 @@ import json
 import math
 import statistics
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -13,15 +13,18 @@ import torch
 from conftest import REPO, full_disk_on_write, remount_read_only, write_gz
 from test_progress import logged_steps
 
-from vae import Config, fit, progress
+from vae import Config, evaluate_model, load_data, negative_elbo, progress
 from vae import data as vdata
-from vae import train as vtrain
+from vae import raw_files as vraw
 from vae.config import run_name
 from vae.evaluate import EvalSettings
 from vae.lab import files as vfiles
 from vae.lab import pipeline, report
+from vae.lab import runs as vruns
 from vae.lab.checkpoint import CheckpointError
 from vae.lab.cli import main
+from vae.lab.runs import fit, train_or_load
+from vae.research.training import Binarized
 
 FIGURES = ("loss_curves", "reconstructions", "prior_samples", "interpolation", "tsne", "kl_per_dim")
 METRICS_KEYS = {"config", "evaluation", "smoke", "data", "device", "seeds", "figures_seed", "figures", "summary",
@@ -33,7 +36,7 @@ SECTIONS = ("## Introduction", "## Architecture", "## Experiment", "## Results",
 def config(synthetic_dataset, tmp_path, monkeypatch) -> Config:
     """A 784-16-3 VAE, 1 epoch, on the synthetic fashion-mnist (96 train, 32 test images) as the Debian files."""
     write_gz(tmp_path / "debian", synthetic_dataset)
-    monkeypatch.setitem(vdata.DEBIAN_DIR, "fashion-mnist", tmp_path / "debian")
+    monkeypatch.setitem(vraw.DEBIAN_DIR, "fashion-mnist", tmp_path / "debian")
     return Config(
         hidden_dim=16, latent_dim=3, batch_size=32, num_epochs=1, device="cpu", data_dir=str(tmp_path / "data")
     )
@@ -119,7 +122,7 @@ def test_report_writes_the_set_and_a_second_run_reuses_the_stored_evaluation(con
         raise AssertionError("trained or evaluated again instead of reusing the stored results")
 
     monkeypatch.setattr(pipeline, "evaluate_model", refuse)
-    monkeypatch.setattr(vtrain, "fit", refuse)
+    monkeypatch.setattr(vruns, "fit", refuse)
     again = make(config, tmp_path, seeds=[0, 1])
     assert all(r["evaluation_reused"] and r["epochs_reused"] == 1 for r in again["runs"].values())
     after = outputs(tmp_path)
@@ -282,8 +285,8 @@ def test_report_from_a_checkpoint_trains_nothing(config, tmp_path, monkeypatch):
     x_train, _ = vdata.load_split("fashion-mnist", "train", config.data_dir)
     x_test, _ = vdata.load_split("fashion-mnist", "test", config.data_dir)
     fit(config, x_train, x_test, out_dir=tmp_path / "elsewhere", progress=False)
-    checkpoint = tmp_path / "elsewhere" / vtrain.CHECKPOINT_NAME
-    monkeypatch.setattr(vtrain, "fit", lambda *a, **k: pytest.fail("trained"))
+    checkpoint = tmp_path / "elsewhere" / vruns.CHECKPOINT_NAME
+    monkeypatch.setattr(vruns, "fit", lambda *a, **k: pytest.fail("trained"))
     m = make(config, tmp_path, from_checkpoint=str(checkpoint), iw_samples=20)
     check_outputs(tmp_path, [0])
     assert list((tmp_path / "runs").glob("**/*.pt")) == []  # only the pixels' kNN baseline is stored there
@@ -308,6 +311,35 @@ def test_two_runs_into_new_folders_write_the_same_files(config, tmp_path):
                 del record["seconds"], record["train_seconds"]
         del m["summary"]["train_seconds"]
     assert ma == mb and ma["summary"]["test_loss"]["mean"] > 0
+
+
+def test_a_binarised_run_scores_the_same_in_the_notebook_and_from_the_command_line(config, tmp_path, monkeypatch):
+    """The notebook's path (train_or_load, then evaluate_model) and `python -m vae report`, each training its own
+    run of one binarised config: the same -ELBO and IWAE NLL, both on the fixed binarisation of the test images."""
+    config = replace(config, binarize=True)
+    settings = EvalSettings(iw_samples=10, tsne_points=100)  # what `report --iw-samples 10 --tsne-points 100` uses
+    data = load_data(config.dataset, config.data_dir, device="cpu")
+    model, history, _ = train_or_load(config, data.x_train, data.x_test, tmp_path / "notebook", progress=False)
+    assert isinstance(model.protocol, Binarized)
+    notebook = evaluate_model(model, data, settings, seed=config.seed, progress=False)
+    assert notebook["test_loss"] == history[-1]["test_loss"]  # the test set the training scored
+    grey = negative_elbo(model, data.x_test, seed=config.seed)["loss"]
+    assert notebook["test_loss"] != pytest.approx(grey)  # scored on binary images, not on the grey levels
+
+    monkeypatch.chdir(tmp_path)  # the default --sweep-dir and --bounds-dir: none there
+    cli = tmp_path / "cli"
+    argv = ["report", "--binarize", "--data-dir", config.data_dir, "--device", "cpu", "--seed", str(config.seed)]
+    argv += ["--hidden-dim", str(config.hidden_dim), "--latent-dim", str(config.latent_dim)]
+    argv += ["--batch-size", str(config.batch_size), "--epochs", str(config.num_epochs)]
+    argv += ["--iw-samples", str(settings.iw_samples), "--tsne-points", str(settings.tsne_points)]
+    argv += ["--fig-dir", str(cli / "figures"), "--report-path", str(cli / "REPORT.md")]
+    argv += ["--runs-dir", str(cli / "runs")]
+    assert main(argv) == 0
+    m = strict_json(cli / "figures" / "metrics.json")
+    assert Config.from_dict(m["config"]) == config and m["evaluation"] == asdict(settings)
+    run = m["runs"][str(config.seed)]
+    assert run["epochs_reused"] == 0 and not run["evaluation_reused"]  # trained and scored afresh, not shared
+    assert (run["test_loss"], run["iwae_nll"]) == (notebook["test_loss"], notebook["iwae_nll"])
 
 
 # --- Options, and the command line --------------------------------------------------------------------------------
@@ -349,7 +381,7 @@ def test_bad_report_options_are_one_line_errors_before_any_work(args, message, t
 
 def test_a_figures_folder_that_cannot_be_created_fails_before_any_work(config, tmp_path, monkeypatch, capsys):
     (tmp_path / "a-file").write_text("")
-    monkeypatch.setattr(vtrain, "fit", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(vruns, "fit", lambda *a, **k: pytest.fail("trained"))
     argv = ["report", "--fig-dir", str(tmp_path / "a-file" / "figures"), "--data-dir", config.data_dir]
     argv += ["--runs-dir", str(tmp_path / "runs"), "--report-path", str(tmp_path / "REPORT.md"), "--device", "cpu"]
     assert main(argv) == 1

@@ -13,11 +13,14 @@ from torch.distributions import Normal
 from vae import Config, plots
 from vae.data import class_names
 from vae.evaluate import EvalSettings
+from vae.lab import figures as lab_figures
 from vae.lab import sweep
 from vae.lab.files import staged_writes
 from vae.lab.literature import ORIGINAL_REPORT_LOSS, dataset_entry
 from vae.lab.pipeline import make_figures
 from vae.model import VAE
+from vae.research import build_model
+from vae.research import latent_space as ls
 
 NAMES = [f"class {i}" for i in range(10)]
 MAX_WIDTH = 1600  # pixels: readable at 100 % zoom on a laptop screen
@@ -101,6 +104,24 @@ def test_reconstructions_one_column_per_class(model, images, tmp_path):
     assert grid.shape == (2 + 2 * 30, 2 + 10 * 30)  # 2 rows x 10 columns of 28 px + 2 px padding
     np.testing.assert_allclose(grid[2:30, 2:30], x[0].view(28, 28).numpy(), atol=1e-6)  # the original, top left
     saved_png(fig, "reconstructions", tmp_path)
+
+
+def test_reconstructions_of_a_continuous_bernoulli_model_draw_its_mean_not_sigmoid(tiny_config, images):
+    torch.manual_seed(0)
+    model = build_model(replace(tiny_config, likelihood="continuous-bernoulli")).eval()
+    with torch.no_grad():
+        model.dec_out.weight.mul_(10)  # logits far from 0, where the two means differ
+    x, y = images[1][:10], torch.arange(10)
+    (ax,) = plots.reconstructions(model, x, y, NAMES).get_axes()
+    grid = ax.get_images()[0].get_array()
+    with torch.no_grad():
+        logits = model.decode(model.encode(x)[0]).double()  # (10, 784): decoded from mu
+    lam = torch.sigmoid(logits)
+    cb_mean = lam / (2 * lam - 1) + 1 / (2 * torch.atanh(1 - 2 * lam))  # E[x] of the continuous Bernoulli
+    for col in range(10):
+        shown = cell(grid, 1, col).astype(np.float64)  # the reconstruction row
+        np.testing.assert_allclose(shown, cb_mean[col].view(28, 28).numpy(), atol=1e-5)
+        assert np.abs(shown - lam[col].view(28, 28).numpy()).max() > 0.05  # not sigmoid(logits)
 
 
 def test_prior_samples_are_seeded(model, tmp_path):
@@ -223,13 +244,13 @@ def report_figures() -> dict:
 def sweep_figures() -> dict:
     """Every figure the sweep writes (sweep.write_outputs), from hand-made stored results."""
     results, seeds = stored_results(), (0, 1)
-    figures = {f"ablation_{a}": plots.ablation(runs_of(results, a), a, seeds) for a in sweep.ABLATIONS}
+    figures = {f"ablation_{a}": lab_figures.ablation(runs_of(results, a), a, seeds) for a in sweep.ABLATIONS}
     kl_runs = [(label, results[sweep.variant_name(o, 0)]) for label, o in sweep.ABLATIONS["kl_weight"]]
-    figures["tsne_kl_weight"] = plots.tsne_small_multiples(kl_runs, class_names("fashion-mnist"))
-    figures["training_length"] = plots.training_length(runs_of(results, "training"))
-    figures["loss_readings"] = plots.loss_readings(sweep.loss_readings(results), ORIGINAL_REPORT_LOSS)
+    figures["tsne_kl_weight"] = lab_figures.tsne_small_multiples(kl_runs, class_names("fashion-mnist"))
+    figures["training_length"] = lab_figures.training_length(runs_of(results, "training"))
+    figures["loss_readings"] = lab_figures.loss_readings(sweep.loss_readings(results), ORIGINAL_REPORT_LOSS)
     torch.manual_seed(0)
-    figures["manifold_latent2"] = plots.manifold_grid(VAE(hidden_dim=16, latent_dim=2).eval())
+    figures["manifold_latent2"] = ls.manifold_grid(VAE(hidden_dim=16, latent_dim=2).eval())
     return figures
 
 
@@ -270,9 +291,9 @@ def test_figure_titles_name_no_code(every_figure):
 def test_ablation_shows_each_seed_its_mean_and_failures():
     results = stored_results()
     results[sweep.variant_name({"beta": 4.0}, 1)] |= {"status": "diverged", "metrics": None}
-    fig = plots.ablation(runs_of(results, "kl_weight"), "kl_weight", (0, 1))
+    fig = lab_figures.ablation(runs_of(results, "kl_weight"), "kl_weight", (0, 1))
     axes = fig.get_axes()
-    assert fig.get_suptitle() == "Ablation: " + plots.ABLATION_TITLES["kl_weight"]
+    assert fig.get_suptitle() == "Ablation: " + lab_figures.ABLATION_TITLES["kl_weight"]
     assert [t.get_text() for t in axes[0].get_xticklabels()] == [label for label, _ in sweep.ABLATIONS["kl_weight"]]
     values = [results[sweep.variant_name({"beta": 2.0}, s)]["metrics"]["test_loss"] for s in (0, 1)]
     dots = axes[0].get_lines()[1]  # the second variant's dots
@@ -287,7 +308,7 @@ def test_tsne_small_multiples_one_panel_per_run_with_a_t_sne():
     results = stored_results()
     runs = [(label, results[sweep.variant_name(o, 0)]) for label, o in sweep.ABLATIONS["kl_weight"]]
     runs[2] = (runs[2][0], None)  # a run not (yet) stored
-    fig = plots.tsne_small_multiples(runs, NAMES)
+    fig = lab_figures.tsne_small_multiples(runs, NAMES)
     axes = fig.get_axes()
     assert len(axes) == 3 and axes[1].get_title().startswith(runs[1][0] + "\n20 active units")
     np.testing.assert_allclose(axes[0].collections[3].get_offsets(), np.asarray(runs[0][1]["tsne"]["xy"])[3::10])
@@ -296,13 +317,13 @@ def test_tsne_small_multiples_one_panel_per_run_with_a_t_sne():
 
 def test_training_length_one_line_per_seed_and_loss_readings_one_point_per_reading():
     results = stored_results()
-    fig = plots.training_length(runs_of(results, "training"))
+    fig = lab_figures.training_length(runs_of(results, "training"))
     (ax,) = fig.get_axes()
     assert len(ax.get_lines()) == 3 * 2
     assert len(ax.get_lines()[-1].get_xdata()) == 50  # the 50-epoch run
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [label for label, _ in sweep.ABLATIONS["training"]]
     readings = sweep.loss_readings(results)
-    fig = plots.loss_readings(readings, ORIGINAL_REPORT_LOSS)
+    fig = lab_figures.loss_readings(readings, ORIGINAL_REPORT_LOSS)
     (ax,) = fig.get_axes()
     points = [line for line in ax.get_lines() if len(line.get_xdata())]
     assert len(points) == len(readings) + 1  # and the star at (1, 1)
@@ -315,7 +336,7 @@ def test_training_length_keeps_every_last_epoch_in_view_whatever_the_scale():
     for start in (290.0, 420.0):
         runs = [(f"run {i}", [{"history": [{"epoch": e, "test_loss": start + 5 * i - 3 * e} for e in range(1, n + 1)]}])
                 for i, n in enumerate((1, 1, 5))]  # fmt: skip
-        (ax,) = plots.training_length(runs).get_axes()
+        (ax,) = lab_figures.training_length(runs).get_axes()
         bottom, top = ax.get_ylim()
         assert bottom < top
         for line in ax.get_lines():
@@ -343,7 +364,7 @@ def test_embeddings_side_by_side_with_one_legend():
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(10), 3)
     maps = {title: rng.normal(size=(30, 2)) for title in ("t-SNE of μ", "t-SNE of pixels", "PCA")}
-    fig = plots.embeddings(maps, y, NAMES)
+    fig = ls.embeddings(maps, y, NAMES)
     axes = fig.get_axes()
     assert [ax.get_title() for ax in axes] == list(maps)
     assert all(len(ax.collections) == 10 for ax in axes)
@@ -355,17 +376,17 @@ def test_embeddings_side_by_side_with_one_legend():
 def test_latent_scatter_of_2d_means():
     mu = torch.randn(50, 2)
     y = torch.arange(50) % 10
-    fig = plots.latent_scatter(mu, y, NAMES)
+    fig = ls.latent_scatter(mu, y, NAMES)
     (ax,) = fig.get_axes()
     assert len(ax.collections) == 10 and len(ax.patches) == 3  # one scatter per class, three prior circles
     np.testing.assert_allclose(ax.collections[0].get_offsets(), mu[y == 0].numpy())
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("μ_1", "μ_2")
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
-        plots.latent_scatter(torch.randn(5, 3), y[:5], NAMES)
+        ls.latent_scatter(torch.randn(5, 3), y[:5], NAMES)
 
 
 def test_manifold_coordinates_are_normal_quantiles():
-    z = plots.manifold_coordinates(9, p_min=0.05)
+    z = ls.manifold_coordinates(9, p_min=0.05)
     p = torch.linspace(0.05, 0.95, 9)
     torch.testing.assert_close(z, Normal(0.0, 1.0).icdf(p))
     np.testing.assert_allclose(z.numpy(), stats.norm.ppf(p.numpy()), atol=1e-5)  # a second, independent oracle
@@ -375,7 +396,7 @@ def test_manifold_coordinates_are_normal_quantiles():
 
 def test_manifold_grid_decodes_the_quantile_grid(model2, tmp_path):
     n = 5
-    fig = plots.manifold_grid(model2, n=n, p_min=0.1)
+    fig = ls.manifold_grid(model2, n=n, p_min=0.1)
     (ax,) = fig.get_axes()
     grid = ax.get_images()[0].get_array()
     assert grid.shape == (2 + n * 30, 2 + n * 30)
@@ -386,7 +407,7 @@ def test_manifold_grid_decodes_the_quantile_grid(model2, tmp_path):
     assert [t.get_text() for t in ax.get_xticklabels()] == [f"{v:.1f}" for v in q.tolist()]
     assert plots.save_figure(fig, "latent2d_manifold", tmp_path).is_file()
     with pytest.raises(ValueError, match="latent_dim=2"):
-        plots.manifold_grid(VAE(hidden_dim=8, latent_dim=3), n=3)
+        ls.manifold_grid(VAE(hidden_dim=8, latent_dim=3), n=3)
 
 
 def test_latent_traversal_changes_one_dim_per_row(tiny_config):
@@ -394,7 +415,7 @@ def test_latent_traversal_changes_one_dim_per_row(tiny_config):
     model = VAE.from_config(tiny_config).eval()
     z = torch.tensor([0.5, -1.0, 0.2, 2.0])
     values = [-2.0, 0.0, 2.0]
-    fig = plots.latent_traversal(model, z, [3, 1], values, ["third", "first"])
+    fig = ls.latent_traversal(model, z, [3, 1], values, ["third", "first"])
     (ax,) = fig.get_axes()
     grid = ax.get_images()[0].get_array()
     assert grid.shape == (2 + 2 * 30, 2 + 3 * 30)
@@ -431,7 +452,7 @@ def test_k_convergence_draws_one_line_per_model_with_its_standard_errors(tmp_pat
         for m, b in (("small", 250.0), ("large", 230.0))
         for i, k in enumerate((1, 10, 100))
     ]
-    fig = plots.k_convergence(records)
+    fig = lab_figures.k_convergence(records)
     (ax,) = fig.get_axes()
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["small", "large"]
     assert ax.get_xscale() == "log" and "axis not from 0" in ax.get_ylabel()
@@ -439,7 +460,7 @@ def test_k_convergence_draws_one_line_per_model_with_its_standard_errors(tmp_pat
     assert int.from_bytes(path.read_bytes()[16:20], "big") <= 1600
     mnist = [{"model": "gated", "dataset": "mnist, binarised", "k": k, "bound": 90.0 - k / 100, "se": 0.1}
              for k in (1, 100)]  # fmt: skip
-    fig = plots.k_convergence(records + mnist)  # a panel per test data
+    fig = lab_figures.k_convergence(records + mnist)  # a panel per test data
     assert [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.get_axes()] == [["small", "large"],
                                                                                               ["gated"]]  # fmt: skip
     assert [ax.get_title() for ax in fig.get_axes()] == ["test set: fashion-mnist, grey levels",
@@ -454,7 +475,7 @@ def test_the_literature_figure_has_a_panel_per_dataset_with_the_published_line()
     entry = {"iwae_nll": 230.5, "iwae_nll_se": 0.25, "iw_samples": 5000, "published_nll": 228.70, "epochs": 3,
              "best_epoch": 2, "stopped_early": False, "config": {"num_epochs": 2000, "seed": 0},
              "curve": {"val_loss": [300, 260, 261], "test_loss": [301, 262, 263]}}  # fmt: skip
-    fig = plots.literature_training(
+    fig = lab_figures.literature_training(
         {"fashion-mnist": entry, "mnist": {**entry, "published_nll": 84.45, "stopped_early": True}}
     )
     assert len(fig.axes) == 2
@@ -463,7 +484,7 @@ def test_the_literature_figure_has_a_panel_per_dataset_with_the_published_line()
         "mnist, seed 0, protocol 1: 3 epochs, stopped early",
     ]
     finished = {**entry, "config": {"num_epochs": 3, "seed": 0}}
-    title = plots.literature_training({"mnist": finished}).axes[0].get_title()
+    title = lab_figures.literature_training({"mnist": finished}).axes[0].get_title()
     assert title == "mnist, seed 0, protocol 1: 3 epochs, the protocol's limit"
     for ax, published in zip(fig.axes, (228.70, 84.45), strict=True):
         assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [published]
@@ -476,7 +497,7 @@ def test_the_literature_figure_shows_the_runs_of_the_newest_protocol():
            "config": {"num_epochs": 2000}, "curve": curve}  # fmt: skip
     runs = [{**run, "seed": s, "validation_protocol": p, "iwae_nll": nll}
             for s, p, nll in ((0, 2, 230.5), (1, 2, 231.5), (0, 1, 240.0))]  # fmt: skip
-    (ax,) = plots.literature_training({"fashion-mnist": dataset_entry("fashion-mnist", runs)}).axes
+    (ax,) = lab_figures.literature_training({"fashion-mnist": dataset_entry("fashion-mnist", runs)}).axes
     assert ax.get_title() == "fashion-mnist: 2 runs (seeds 0, 1) of protocol 2"
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert [t for t in legend if "NLL" in t] == [

@@ -12,11 +12,11 @@ from conftest import REPO, full_disk_on_write, write_gz
 from test_progress import logged_steps
 
 from vae import Config, progress
-from vae import data as vdata
-from vae import train as vtrain
+from vae import raw_files as vraw
 from vae.evaluate import EvalSettings
 from vae.lab import files as vfiles
 from vae.lab import report
+from vae.lab import runs as vruns
 from vae.lab import sweep as sw
 from vae.lab.checkpoint import RECORD
 from vae.lab.cli import main
@@ -31,7 +31,7 @@ def base(synthetic_dataset, tmp_path, monkeypatch) -> Config:
     """A 784-16-3 VAE on the synthetic fashion-mnist (96 train, 32 test images) as the Debian package's files;
     a smoke sweep takes its first 64 and 24 images."""
     write_gz(tmp_path / "debian", synthetic_dataset)
-    monkeypatch.setitem(vdata.DEBIAN_DIR, "fashion-mnist", tmp_path / "debian")
+    monkeypatch.setitem(vraw.DEBIAN_DIR, "fashion-mnist", tmp_path / "debian")
     monkeypatch.setattr(sw, "SMOKE_IMAGES", {"train_images": 64, "test_images": 24})
     return Config(hidden_dim=16, latent_dim=3, batch_size=32, device="cpu", data_dir=str(tmp_path / "data"))
 
@@ -101,7 +101,7 @@ def test_sweep_stores_each_run_and_skips_what_is_done(base, settings, tmp_path, 
     assert sw.load_results(out) == results
 
     # A lost result is recomputed from its finished checkpoint: the same numbers, without retraining.
-    monkeypatch.setattr(vtrain, "fit", refuse)
+    monkeypatch.setattr(vruns, "fit", refuse)
     before = results["num_epochs=50,seed=0"]
     (out / "runs" / "num_epochs=50,seed=0.json").unlink()
     sw.sweep(runs, out, runs_dir, settings, smoke=True, log=logs.append)
@@ -166,9 +166,9 @@ def test_a_damaged_stored_result_is_recomputed_by_the_sweep_and_refused_by_load_
 @pytest.mark.parametrize(
     "change, says",
     [
-        ({"iw_samples": 7}, ["'iw_samples': 7", "'iw_samples': 5"]),  # another K
-        ({"knn_k": 3}, ["'knn_k': 3"]),
-        ({"test_images": 32}, ["'test_images': 32", "'test_images': 24"]),  # another data subset
+        ({"iw_samples": 7}, ["'iw_samples': (7, 5)"]),  # another K
+        ({"knn_k": 3}, ["'knn_k': (3, 5)"]),
+        ({"test_images": 32}, ["'test_images': (32, 24)"]),  # another data subset
         ({"smoke": False}, ["'smoke': (False, True)"]),  # a full-size result in a smoke sweep
         ({"hidden_dim": 8}, ["hidden_dim"]),  # another config
         ({"beta": 3.0}, ["beta"]),

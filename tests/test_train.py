@@ -17,19 +17,27 @@ import torch
 from fault_runner import assert_same_run, put_raw, start, wait_for
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from vae import VAE, CheckpointError, Config, TrainingDiverged, fit, load_checkpoint, load_data, load_model
+import vae
+from vae import VAE, Config, TrainingDiverged, load_data
 from vae import train as vtrain
-from vae.config import PRESETS, ConfigError, run_name
-from vae.data import (
+from vae.config import RESEARCH_FIELDS, ConfigError, run_name
+from vae.data import iterate_batches
+from vae.lab import files as vfiles
+from vae.lab import runs as vruns
+from vae.lab.checkpoint import CheckpointError, load_checkpoint, load_model
+from vae.lab.cli import main
+from vae.lab.runs import CHECKPOINT_NAME, fit, train_or_load
+from vae.loss import Bernoulli as BernoulliLikelihood
+from vae.loss import negative_elbo
+from vae.research import PRESETS
+from vae.research import training as vresearch
+from vae.research.likelihoods import ContinuousBernoulli
+from vae.research.training import (
     TEST_BINARIZATION_SEED,
     VALIDATION_BINARIZATION_SEED,
     fixed_binarization,
-    iterate_batches,
 )
-from vae.lab import files as vfiles
-from vae.lab.cli import main
-from vae.loss import dataset_elbo
-from vae.train import CHECKPOINT_NAME, make_optimizer, train_or_load
+from vae.train import make_optimizer
 
 LOSS_KEYS = ("train_loss", "train_bce", "train_kl", "test_loss", "test_bce", "test_kl")
 
@@ -60,7 +68,7 @@ def test_loss_falls_and_history_is_per_image(tiny_config, images):
         assert r["test_loss"] == pytest.approx(r["test_bce"] + r["test_kl"])
         assert r["seconds"] >= r["train_seconds"] > 0
     # The test loss is the whole test set's -ELBO with one seeded z per image.
-    assert history[-1]["test_loss"] == pytest.approx(dataset_elbo(model, images[1], seed=tiny_config.seed)["loss"])
+    assert history[-1]["test_loss"] == pytest.approx(negative_elbo(model, images[1], seed=tiny_config.seed)["loss"])
     assert not model.training
 
 
@@ -71,6 +79,41 @@ def test_same_seed_gives_bit_identical_history_and_weights(tiny_config, images):
     tiny_config.seed = 1
     _, h3 = fit(tiny_config, *images, progress=False)
     assert h3[0]["train_loss"] != h1[0]["train_loss"]
+
+
+# One non-default value of each research field: vae.fit (the core) trains only the original report's model.
+RESEARCH_CHANGES = {
+    "variance_head": "sigma",
+    "binarize": True,
+    "likelihood": "continuous-bernoulli",
+    "architecture": "gated",
+    "optimizer": "adam-normgrad",
+    "warmup_epochs": 2,
+    "validation_images": 128,
+    "patience": 1,
+    "precision": "bf16",
+}
+
+
+@pytest.mark.parametrize("field", RESEARCH_CHANGES)
+def test_the_core_fit_refuses_a_research_config_naming_research_fit(tiny_config, images, field, monkeypatch):
+    assert set(RESEARCH_CHANGES) == set(RESEARCH_FIELDS)  # a new research field is tested here too
+    changes = {field: RESEARCH_CHANGES[field], **({"validation_images": 128} if field == "patience" else {})}
+    started = []
+    monkeypatch.setattr(vtrain, "start_run", lambda *a: started.append(a))  # nothing may be built or trained
+    named = next(f for f in RESEARCH_FIELDS if f in changes)  # patience needs a validation split, named first
+    with pytest.raises(ConfigError, match=rf"^config\.{named}=.* is a research variant.*use vae\.research\.fit$"):
+        vae.fit(replace(tiny_config, **changes), *images, progress=False)
+    assert started == []
+
+
+def test_the_core_fit_is_the_lab_fit_without_out_dir_on_the_default_config(tiny_config, images):
+    core_model, core_history = vae.fit(tiny_config, *images, progress=False)
+    lab_model, lab_history = fit(tiny_config, *images, progress=False)
+    timeless = [[(k, v) for k, v in r.items() if k not in ("train_seconds", "seconds")] for r in core_history]
+    assert timeless == [[(k, v) for k, v in r.items() if k not in ("train_seconds", "seconds")] for r in lab_history]
+    assert [list(r) for r in core_history] == [list(r) for r in lab_history]  # the same keys, in the same order
+    assert same_weights(core_model, lab_model) and type(core_model) is type(lab_model) is VAE
 
 
 def test_callback_sees_every_epoch(tiny_config, images):
@@ -139,7 +182,7 @@ def test_dynamic_binarisation_follows_the_training_generator(one_epoch, images):
     for a, b in zip(weights(model), weights(expected), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     # The test loss is scored on the one fixed binarisation of the test images.
-    fixed = dataset_elbo(model, fixed_binarization(images[1]), seed=one_epoch.seed)
+    fixed = negative_elbo(model, fixed_binarization(images[1]), seed=one_epoch.seed)
     assert history[0]["test_loss"] == pytest.approx(fixed["loss"])
     one_epoch.binarize = False
     _, grey = fit(one_epoch, *images, progress=False)
@@ -555,9 +598,11 @@ def test_training_with_the_continuous_bernoulli_records_its_negative_log_density
     model, history = fit(tiny_config, *images, progress=False)
     last = history[-1]
     assert all(math.isfinite(r["test_loss"]) for r in history)
-    again = dataset_elbo(model, images[1], seed=tiny_config.seed, likelihood="continuous-bernoulli")
+    assert isinstance(model.likelihood, ContinuousBernoulli)
+    again = negative_elbo(model, images[1], seed=tiny_config.seed)
     assert again["loss"] == pytest.approx(last["test_loss"], rel=1e-6)  # the test loss is the density's
-    assert again["loss"] < dataset_elbo(model, images[1], seed=tiny_config.seed)["loss"]  # log C > 0 per pixel
+    model.likelihood = BernoulliLikelihood()  # the same model, scored by the BCE
+    assert again["loss"] < negative_elbo(model, images[1], seed=tiny_config.seed)["loss"]  # log C > 0 per pixel
 
 
 # The literature protocol's training: AdamNormGrad, KL warm-up, a validation split, early stopping, bf16.
@@ -569,7 +614,7 @@ def test_normalize_gradients_gives_each_tensor_a_unit_gradient_in_the_same_direc
     logits, mu, logvar = model(x)
     torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum").add(mu.pow(2).sum()).backward()
     before = {name: p.grad.clone() for name, p in model.named_parameters()}
-    vtrain.normalize_gradients(model)
+    vresearch.normalize_gradients(model.parameters())
     for name, p in model.named_parameters():
         norm = torch.linalg.vector_norm(before[name])
         assert math.isclose(torch.linalg.vector_norm(p.grad).item(), 1.0, rel_tol=1e-5), name
@@ -582,7 +627,7 @@ def test_normalize_gradients_gives_each_tensor_a_unit_gradient_in_the_same_direc
 )  # fmt: skip
 def test_the_kl_weight_rises_linearly_over_the_warm_up_to_beta(warmup, beta, weights):
     config = Config(warmup_epochs=warmup, beta=beta)
-    assert {epoch: vtrain.kl_weight(config, epoch) for epoch in weights} == pytest.approx(weights)
+    assert {epoch: vresearch.kl_weight(config, epoch) for epoch in weights} == pytest.approx(weights)
 
 
 @pytest.mark.parametrize(
@@ -598,8 +643,8 @@ def test_the_kl_weight_rises_linearly_over_the_warm_up_to_beta(warmup, beta, wei
 def test_early_stopping_follows_the_protocols_count(val_losses, warmup, stops):
     config = Config(patience=2, validation_images=10, warmup_epochs=warmup)
     history = [{"epoch": i + 1, "val_loss": v} for i, v in enumerate(val_losses)]
-    assert vtrain.stopped_early(history, config) is stops
-    assert vtrain.stopped_early(history, replace(config, patience=0)) is False  # 0: never
+    assert vresearch.stopped_early(history, config) is stops
+    assert vresearch.stopped_early(history, replace(config, patience=0)) is False  # 0: never
 
 
 def literature_config(tiny_config, **changes) -> Config:
@@ -611,16 +656,16 @@ def test_the_validation_split_is_scored_each_epoch_and_best_pt_holds_its_best_ep
     train_x, test_x = images
     config = literature_config(tiny_config, patience=0)
     _, history = fit(config, train_x, test_x, tmp_path, progress=False)
-    best_model, _, best_history = load_model(tmp_path / vtrain.BEST_NAME)
+    best_model, _, best_history = load_model(tmp_path / vruns.BEST_NAME)
     val_losses = [r["val_loss"] for r in history]
     best = 1 + val_losses.index(min(val_losses))
     assert len(best_history) == best
     # Independent recomputation: the held-out images are the last 128, binarised once with their own seed; the model
     # of that epoch, with that epoch's own draws of z.
     val_x = fixed_binarization(train_x[-128:], VALIDATION_BINARIZATION_SEED)
-    val = dataset_elbo(best_model, val_x, seed=vtrain.epoch_seed(config.seed, best))
+    val = negative_elbo(best_model, val_x, seed=vresearch.epoch_seed(config.seed, best))
     assert val["loss"] == pytest.approx(min(val_losses), rel=1e-6)
-    other_draws = dataset_elbo(best_model, val_x, seed=vtrain.epoch_seed(config.seed, best + 1))
+    other_draws = negative_elbo(best_model, val_x, seed=vresearch.epoch_seed(config.seed, best + 1))
     assert other_draws["loss"] != pytest.approx(val["loss"], rel=1e-6)  # fresh noise each epoch
 
 
@@ -629,12 +674,12 @@ def test_a_run_of_the_earlier_validation_protocol_is_not_continued_under_this_on
     config = literature_config(tiny_config, num_epochs=2, patience=0)
     fit(replace(config, num_epochs=1), train_x, test_x, tmp_path, progress=False)
     state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
-    assert state["data_sizes"]["validation_protocol"] == vtrain.VALIDATION_PROTOCOL == 2
+    assert state["data_sizes"]["validation_protocol"] == vresearch.VALIDATION_PROTOCOL == 2
     del state["data_sizes"]["validation_protocol"]  # as protocol 1 wrote it: the test set's bits, one fixed z
     torch.save(state, tmp_path / CHECKPOINT_NAME)
     with pytest.raises(CheckpointError, match="scored by protocol 1, this code scores it by protocol 2"):
         fit(config, train_x, test_x, tmp_path, resume=True, progress=False)
-    assert "validation_protocol" not in vtrain.data_sizes(train_x, test_x, tiny_config)  # no split: as before
+    assert "validation_protocol" not in vruns.data_sizes(train_x, test_x, tiny_config)  # no split: as before
 
 
 def test_the_validation_and_test_binarisations_are_independent():
@@ -647,9 +692,9 @@ def test_the_validation_and_test_binarisations_are_independent():
 
 
 def test_epoch_seeds_differ_by_epoch_and_by_run_and_repeat():
-    seeds = {(s, e): vtrain.epoch_seed(s, e) for s in (0, 1, 2**63 - 1) for e in range(1, 2001)}
+    seeds = {(s, e): vresearch.epoch_seed(s, e) for s in (0, 1, 2**63 - 1) for e in range(1, 2001)}
     assert len(set(seeds.values())) == len(seeds) and all(0 <= v < 2**63 for v in seeds.values())
-    assert vtrain.epoch_seed(1, 5) == seeds[(1, 5)]
+    assert vresearch.epoch_seed(1, 5) == seeds[(1, 5)]
 
 
 def test_validation_images_never_reach_the_training_step(tiny_config, images, monkeypatch):
@@ -664,7 +709,8 @@ def test_validation_images_never_reach_the_training_step(tiny_config, images, mo
 
 def test_a_run_that_stopped_early_is_finished_and_reused(tiny_config, images, tmp_path, monkeypatch):
     train_x, test_x = images
-    monkeypatch.setattr(vtrain, "stopped_early", lambda history, config: len(history) >= 2)
+    for module in (vresearch, vruns):  # early stopping while training, and whether a stored run is finished
+        monkeypatch.setattr(module, "stopped_early", lambda history, config: len(history) >= 2)
     config = literature_config(tiny_config)
     _, history = fit(config, train_x, test_x, tmp_path / "run", progress=False)
     assert len(history) == 2  # of 4 epochs asked for
@@ -684,8 +730,8 @@ def test_resuming_a_literature_run_is_bit_identical_and_keeps_its_best_epoch(tin
     assert losses(history) == losses(full_history) and same_weights(model, full_model)
     val = [r["val_loss"] for r in history]
     assert val == [r["val_loss"] for r in full_history]
-    best, _, best_history = load_model(tmp_path / "split" / vtrain.BEST_NAME)
-    full_best, _, full_best_history = load_model(tmp_path / "full" / vtrain.BEST_NAME)
+    best, _, best_history = load_model(tmp_path / "split" / vruns.BEST_NAME)
+    full_best, _, full_best_history = load_model(tmp_path / "full" / vruns.BEST_NAME)
     assert losses(best_history) == losses(full_best_history) and same_weights(best, full_best)
     assert len(best_history) == 1 + val.index(min(val))
 
@@ -693,7 +739,7 @@ def test_resuming_a_literature_run_is_bit_identical_and_keeps_its_best_epoch(tin
 def test_adam_normgrad_normalises_every_step(tiny_config, images, monkeypatch):
     train_x, test_x = images
     calls = []
-    monkeypatch.setattr(vtrain, "normalize_gradients", calls.append)
+    monkeypatch.setattr(vresearch, "normalize_gradients", calls.append)
     fit(literature_config(tiny_config, num_epochs=1), train_x, test_x, progress=False)
     assert len(calls) == -(-(512 - 128) // 64)
     fit(literature_config(tiny_config, num_epochs=1, optimizer="adam"), train_x, test_x, progress=False)

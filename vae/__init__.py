@@ -1,33 +1,33 @@
-"""A small, tested Variational Autoencoder for Fashion-MNIST: config -> data -> model -> train -> evaluate."""
+"""A small, tested Variational Autoencoder for Fashion-MNIST: config -> data -> model -> loss -> train -> evaluate.
+
+The core, vae/*.py, is the original report's experiment. Research variants are in vae/research/, and the
+reproduction machinery (runs on disk, checkpoints, the report, the sweep, the command line) in vae/lab/.
+"""
 
 from vae.config import Config, ConfigError
-from vae.data import DataError, class_names, load_data, load_split
+from vae.data import Data, DataError, class_names, load_data, load_split
 from vae.evaluate import EvalSettings, evaluate_model
-from vae.lab.checkpoint import CheckpointError, load_checkpoint, load_model, load_weights, save_checkpoint
-from vae.loss import dataset_elbo, elbo_terms, loss_per_image
+from vae.loss import Bernoulli, elbo_terms, negative_elbo
 from vae.model import VAE
-from vae.train import TrainingDiverged, fit, pick_device, train_or_load
+from vae.train import Callback, Run, TrainingDiverged, fit, pick_device
 
 __all__ = [
     "VAE",
-    "CheckpointError",
+    "Bernoulli",
+    "Callback",
     "Config",
     "ConfigError",
+    "Data",
     "DataError",
     "EvalSettings",
+    "Run",
     "TrainingDiverged",
     "class_names",
-    "dataset_elbo",
     "elbo_terms",
     "evaluate_model",
     "fit",
-    "load_checkpoint",
     "load_data",
-    "load_model",
     "load_split",
-    "load_weights",
-    "loss_per_image",
+    "negative_elbo",
     "pick_device",
-    "save_checkpoint",
-    "train_or_load",
 ]

@@ -2,7 +2,7 @@
 
 `evaluate_model` returns every number for a trained model on a split; the report, the sweep and the
 notebooks all call it. Its parts:
-- the -ELBO (BCE + KL) in nats per image and bits per pixel (`vae.loss.dataset_elbo`, `bits_per_dim`);
+- the -ELBO (BCE + KL) in nats per image and bits per pixel (`vae.loss.negative_elbo`, `bits_per_dim`);
 - `iwae_nll`: the importance-weighted estimate of -log p(x) (Burda et al., 2016), nats per image;
 - latent quality: `knn_accuracy`, `active_units`, `kl_per_dim`, and `tsne_embedding` + `trustworthiness`.
 The long steps name themselves on stderr while they run (`vae.progress.step`), unless given progress=False.
@@ -14,15 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 from sklearn.neighbors import KNeighborsClassifier
 from torch.distributions import Normal, kl_divergence
-from torch.nn import functional as F
 
-from vae.data import fixed_binarization
-from vae.loss import cb_log_normalizer, dataset_elbo
+from vae.loss import negative_elbo
 from vae.progress import step
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): unit j is active if Cov_x(E_q[z_j|x]) > 0.01
@@ -71,14 +68,13 @@ def iwae_nll(
     num_samples: int = 100,
     seed: int = 0,
     rows: int = IWAE_ROWS,
-    likelihood="bernoulli",
     progress: bool = True,
     label: str | None = None,
 ) -> torch.Tensor:
     """Importance-weighted estimate of -log p(x) per image (N,), nats, with K = num_samples z ~ q(z|x) each.
 
     -log p(x) ~= -log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x)   (Burda et al., 2016, eq. 8).
-    Its expectation is an upper bound on the true -log p(x) that tightens as K grows; K = 1 is the -ELBO.
+    Its expectation is an upper bound on the true -log p(x) that tightens as K grows; K = 1 estimates the -ELBO.
     Images are processed `rows // K` at a time, so that each decoder matmul has about `rows` rows.
     A bar counts the images (vae.progress.step, its name prefixed with `label`) unless progress=False.
     """
@@ -91,41 +87,23 @@ def iwae_nll(
     with step(name, label, total=len(x), unit="image", show=progress) as bar:
         for start in range(0, len(x), images_per_step):
             xb = x[start : start + images_per_step]  # (B, 784)
-            out[start : start + len(xb)] = _iwae_batch(model, xb, num_samples, generator, likelihood)
+            out[start : start + len(xb)] = _iwae_batch(model, xb, num_samples, generator)
             bar.update(len(xb))
     return out
 
 
-def _iwae_batch(model, xb: torch.Tensor, num_samples: int, generator, likelihood) -> torch.Tensor:
+def _iwae_batch(model, xb: torch.Tensor, num_samples: int, generator) -> torch.Tensor:
     """iwae_nll of one batch of images xb (B, 784) -> (B,), drawing its z from `generator`."""
     mu, logvar = model.encode(xb)  # (B, D)
     q = Normal(mu.unsqueeze(1), torch.exp(0.5 * logvar).unsqueeze(1), validate_args=False)  # batch shape (B, 1, D)
     eps = torch.randn((len(xb), num_samples, mu.shape[1]), generator=generator, dtype=xb.dtype, device=xb.device)
     z = q.loc + q.scale * eps  # (B, K, D)
     logits = model.decode(z.flatten(0, 1)).view(len(xb), num_samples, -1)  # (B, K, 784)
-    # log p(x|z) = sum_i x_i l_i - softplus(l_i): the dot product as a batched matmul, then one elementwise pass.
-    log_px_z = torch.bmm(logits, xb.unsqueeze(2)).squeeze(2) - F.softplus(logits).sum(dim=2)  # (B, K)
-    if likelihood == "continuous-bernoulli":  # its normaliser: a density on [0, 1], not a cross-entropy
-        log_px_z = log_px_z + cb_log_normalizer(logits).sum(dim=2)
+    log_px_z = model.likelihood.log_prob_samples(xb, logits)  # (B, K)
     zero = torch.zeros((), dtype=xb.dtype, device=xb.device)
     prior = Normal(zero, zero + 1, validate_args=False)
     log_w = log_px_z + prior.log_prob(z).sum(dim=2) - q.log_prob(z).sum(dim=2)  # (B, K)
     return math.log(num_samples) - torch.logsumexp(log_w, dim=1)
-
-
-def k_convergence(
-    model, x, ks=(1, 10, 100, 1000, 5000), seed: int = 0, likelihood="bernoulli", progress=True, label=None
-) -> list[dict]:
-    """The IWAE bound on -log p(x) at each K: {"k", "bound": mean over x, "se": its standard error}, nats per image.
-
-    K = 1 is the -ELBO; the bound falls towards -log p(x) as K grows, which is why a paper's K must be matched.
-    Each K gets its own bar (iwae_nll's, prefixed with `label`), unless progress=False.
-    """
-    records = []
-    for k in ks:
-        nll = iwae_nll(model, x, k, seed=seed, likelihood=likelihood, progress=progress, label=label).double()  # (N,)
-        records.append({"k": k, "bound": nll.mean().item(), "se": (nll.std() / math.sqrt(len(nll))).item()})
-    return records
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -171,57 +149,18 @@ def first_of_each_class(y: torch.Tensor, per_class: int = 1) -> torch.Tensor:
     return torch.stack([torch.nonzero(y == c).flatten()[:per_class] for c in range(int(y.max()) + 1)])
 
 
-def pca_features(train_features, test_features, n_components: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """PCA (scikit-learn) fitted on the training features; both sets projected onto its first n_components."""
-    pca = PCA(n_components=n_components, random_state=seed).fit(np.asarray(train_features))
-    return pca.transform(np.asarray(train_features)), pca.transform(np.asarray(test_features))
-
-
-def compare_representations(
-    train_mu, test_mu, x_train, x_test, y_train, y_test, tsne_points: int, k: int = 5, seed: int = 0, progress=True
-) -> dict:
-    """kNN accuracy on mu, on raw pixels, and on PCA of the pixels (as many components as mu has dims),
-    and 2-D maps of the first `tsne_points` test images: t-SNE of mu, t-SNE of pixels, PCA of pixels.
-
-    Returns {"knn": {name: accuracy}, "maps": {title: (n, 2) array}}; every input may be a tensor or an array.
-    Each kNN and t-SNE is named on stderr while it runs (vae.progress.step), unless progress=False.
-    """
-    train_mu, test_mu, x_train, x_test, y_train, y_test = (
-        np.asarray(torch.as_tensor(a).cpu()) for a in (train_mu, test_mu, x_train, x_test, y_train, y_test)
-    )
-    d, n = train_mu.shape[1], min(tsne_points, len(x_test))
-    train_pca, test_pca = pca_features(x_train, x_test, d, seed)
-    knn = {}
-    for name, (train, test) in {
-        f"μ ({d}-d)": (train_mu, test_mu),
-        f"pixels ({x_train.shape[1]}-d)": (x_train, x_test),
-        f"PCA of pixels ({d}-d)": (train_pca, test_pca),
-    }.items():
-        with step(f"{k}-NN accuracy on {name}", show=progress):
-            knn[name] = knn_accuracy(train, y_train, test, y_test, k)
-    maps = {}
-    for title, features in {"t-SNE of μ": test_mu[:n], "t-SNE of pixels": x_test[:n]}.items():
-        with step(f"{title} of {n} test images", show=progress):
-            maps[title] = tsne_embedding(features, seed=seed)
-    maps["PCA of pixels (first 2 components)"] = test_pca[:n, :2].astype(np.float32)
-    return {"knn": knn, "maps": maps}
-
-
-def evaluate_model(
-    model, data, settings: EvalSettings, seed=0, binarize=False, likelihood="bernoulli", progress=True, label=None
-) -> dict:
+def evaluate_model(model, data, settings: EvalSettings, seed=0, progress=True, label=None) -> dict:
     """Every number for a trained model: data = (x_train, y_train, x_test, y_test), scored on the test split.
 
-    Losses are the true -ELBO (beta = 1) and the IWAE estimate, in nats per image (and bits per pixel);
-    `binarize` scores on one fixed binarisation of the images, as the model was trained. With
+    Losses are the true -ELBO (beta = 1) and the IWAE estimate, in nats per image (and bits per pixel).
+    The images are those of the model's data protocol (model.protocol.scored), as in training. With
     settings.tsne_points, "tsne" holds the embedding of the first test images' mu and its trustworthiness.
     "seconds" holds the wall-clock time of each part. While it runs, each part is named on stderr as
     "label: IWAE K = ..." (vae.progress.step; label defaults to "seed <seed>"), unless progress=False.
     """
     label = f"seed {seed}" if label is None else label
     x_train, y_train, x_test, y_test = data
-    if binarize:  # the same fixed binary images as in training's test evaluation
-        x_train, x_test = fixed_binarization(x_train), fixed_binarization(x_test)
+    x_train, x_test = model.protocol.scored(x_train), model.protocol.scored(x_test)  # as in training
     seconds, start = {}, time.perf_counter()
 
     def lap(name):
@@ -230,12 +169,11 @@ def evaluate_model(
         start = time.perf_counter()
 
     with step(f"-ELBO of {len(x_test)} test images", label, show=progress):
-        elbo = dataset_elbo(model, x_test, seed=seed, likelihood=likelihood)
+        elbo = negative_elbo(model, x_test, seed=seed)
         train_mu, _ = encode_posterior(model, x_train)
         mu, logvar = encode_posterior(model, x_test)  # (N, latent_dim) each
     lap("elbo")
-    nll = iwae_nll(model, x_test, settings.iw_samples, seed=seed, likelihood=likelihood, progress=progress, label=label)
-    nll = nll.double()  # (N,)
+    nll = iwae_nll(model, x_test, settings.iw_samples, seed=seed, progress=progress, label=label).double()  # (N,)
     lap("iwae")
     with step(f"{settings.knn_k}-NN accuracy on μ of {len(x_test)} test images", label, show=progress):
         knn = knn_accuracy(train_mu.cpu(), y_train.cpu(), mu.cpu(), y_test.cpu(), settings.knn_k)
@@ -243,7 +181,7 @@ def evaluate_model(
     iwae = nll.mean().item()
     result = {
         "test_loss": elbo["loss"],
-        "test_bce": elbo["bce"],
+        "test_bce": elbo["nll"],
         "test_kl": elbo["kl"],
         "test_bits_per_dim": bits_per_dim(elbo["loss"], x_test.shape[1]),
         "iwae_nll": iwae,

@@ -11,14 +11,17 @@ import torch
 from vae.config import Config
 from vae.lab.files import atomic_path, shape_problem
 from vae.model import VAE
+from vae.research import build_model
 
 FORMAT_VERSION = 2
 KEYS = ("format_version", "config", "model", "optimizer", "history", "epoch", "rng_state", "data_sizes")
 RETRAIN = "Retrain, or resume from a copy."
 # What every history record holds (vae.train.fit writes them): losses in nats per image, seconds; "val_loss" too
 # with a validation split.
-RECORD = {"epoch": int, **dict.fromkeys(("train_loss", "train_bce", "train_kl", "test_loss", "test_bce", "test_kl",
-                                         "seconds"), float)}  # fmt: skip
+RECORD = {
+    "epoch": int,
+    **dict.fromkeys(("train_loss", "train_bce", "train_kl", "test_loss", "test_bce", "test_kl", "seconds"), float),
+}
 ADAM_STATE = {"step": torch.Tensor, "exp_avg": torch.Tensor, "exp_avg_sq": torch.Tensor}  # per parameter
 
 
@@ -185,6 +188,6 @@ def load_model(path, device="cpu", state: dict | None = None) -> tuple[VAE, Conf
     """
     state = load_checkpoint(path) if state is None else state
     config = Config.from_dict(state["config"])
-    model = VAE.from_config(config)
+    model = build_model(config)
     load_weights(model, path, state)
     return model.to(device).eval(), config, state["history"]

@@ -6,21 +6,25 @@ Every option is checked before any work starts; a bad one exits with a one-line 
 import argparse
 import contextlib
 import errno
+import inspect
 import os
+import re
 import signal
 import sys
 import tempfile
 import threading
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
-from vae.config import DATASETS, PRESETS, Config, ConfigError
+from vae.config import CHOICES, Config, ConfigError
 from vae.data import DataError, load_data
 from vae.evaluate import EvalSettings
 from vae.lab.checkpoint import CheckpointError, load_checkpoint
 from vae.lab.files import OutputError
 from vae.lab.notebook import project_dir
-from vae.train import BEST_NAME, CHECKPOINT_NAME, TrainingDiverged, fit, pick_device
+from vae.lab.runs import BEST_NAME, CHECKPOINT_NAME, fit
+from vae.research import PRESETS
+from vae.train import TrainingDiverged, pick_device
 
 DEFAULTS = Config()
 PATHS = (
@@ -35,45 +39,33 @@ def rooted(path: str) -> str:
     return os.path.relpath(project_dir(None, path))
 
 
+FLAGS = {"num_epochs": "--epochs"}  # a field's option, where it is not --<field-name>
+NO_OPTION = ("input_dim",)  # fields that have one valid value
+
+
+def field_help() -> dict[str, str]:
+    """Each Config field's comment in vae/config.py, which is the help text of its option."""
+    found = re.findall(r"^    (\w+): \w+ = .*?  # (.*)$", inspect.getsource(Config), re.MULTILINE)
+    return {name: f"one of {', '.join(CHOICES[name])}; {text}" if name in CHOICES else text for name, text in found}
+
+
 def add_config_args(parser: argparse.ArgumentParser, d: Config) -> None:
-    """The Config fields as options, with the defaults `d`: the original report's experiment, or a preset's."""
+    """Every Config field as an option (--latent-dim ...), its default taken from `d` (the defaults or a preset)."""
     parser.add_argument(
-        "--preset", choices=sorted(PRESETS), help="start from a preset: literature = the published protocol "
-        "(docs/literature-protocol.md); other options override its settings"
-    )  # fmt: skip
-    parser.add_argument("--dataset", default=d.dataset, help=f"one of {', '.join(DATASETS)} (default: %(default)s)")
-    parser.add_argument("--data-dir", default=rooted(d.data_dir), help="the dataset's folder (default: %(default)s)")
-    parser.add_argument("--epochs", dest="num_epochs", type=int, default=d.num_epochs, help="default: %(default)s")
-    parser.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="default: %(default)s")
-    parser.add_argument("--hidden-dim", type=int, default=d.hidden_dim, help="default: %(default)s")
-    parser.add_argument("--latent-dim", type=int, default=d.latent_dim, help="size of z (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
-    parser.add_argument("--device", default=d.device, help="auto, cpu, cuda or mps (default: auto = cuda > mps > cpu)")
-    parser.add_argument("--beta", type=float, default=d.beta, help="KL weight in the training loss (default: 1)")
-    parser.add_argument("--variance-head", default=d.variance_head, help="logvar, sigma or softplus (default: logvar)")
-    parser.add_argument(
-        "--binarize", action=argparse.BooleanOptionalAction, default=d.binarize,
-        help="train on dynamically binarised images (default: %(default)s)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--likelihood", default=d.likelihood, help="bernoulli or continuous-bernoulli (default: %(default)s)"
+        "--preset",
+        choices=sorted(PRESETS),
+        help="start from a preset: literature = the published protocol "
+        "(docs/literature-protocol.md); other options override its settings",
     )
-    parser.add_argument("--architecture", default=d.architecture, help="mlp or gated (default: %(default)s)")
-    parser.add_argument("--optimizer", default=d.optimizer, help="adam or adam-normgrad (default: %(default)s)")
-    parser.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs, help="KL warm-up (default: %(default)s)")
-    parser.add_argument(
-        "--validation-images", type=int, default=d.validation_images,
-        help="hold out the last N training images for validation (default: %(default)s)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--precision", default=d.precision,
-        help="fp32, or bf16: autocast of the training step (benchmarks/bf16.py) (default: %(default)s)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--patience", type=int, default=d.patience,
-        help="stop after more than this many epochs without a better validation loss; 0: never (default: %(default)s)",
-    )  # fmt: skip
+    helps = field_help()
+    for f in fields(Config):
+        if f.name in NO_OPTION:
+            continue
+        flag, default = FLAGS.get(f.name, "--" + f.name.replace("_", "-")), getattr(d, f.name)
+        kind = {"action": argparse.BooleanOptionalAction} if f.type is bool else {"type": f.type}
+        default = rooted(default) if f.name == "data_dir" else default
+        help = helps.get(f.name, f.name).replace("%", "%%") + " (default: %(default)s)"
+        parser.add_argument(flag, dest=f.name, default=default, help=help, **kind)
 
 
 def add_evaluation_args(parser: argparse.ArgumentParser, iw_samples: int, tsne_points: int) -> None:
@@ -123,8 +115,11 @@ def report(args, config: Config) -> None:
     from vae.lab.pipeline import make_report
 
     options = args.options
-    for folder, option in ((options.fig_dir, "--fig-dir"), (Path(options.report_path).parent, "--report-path"),
-                           (options.runs_dir, "--runs-dir")):  # fmt: skip
+    for folder, option in (
+        (options.fig_dir, "--fig-dir"),
+        (Path(options.report_path).parent, "--report-path"),
+        (options.runs_dir, "--runs-dir"),
+    ):
         writable(folder, option)
     m = make_report(config, options)
     s = m["summary"]
@@ -173,23 +168,21 @@ def bounds(args, config: Config) -> None:
     import json
 
     from vae import plots
-    from vae.data import fixed_binarization
-    from vae.evaluate import k_convergence
+    from vae.lab import figures
     from vae.lab.checkpoint import load_model
     from vae.lab.files import staged_writes
-    from vae.lab.literature import data_label, update_records
+    from vae.lab.literature import data_label, k_convergence, update_records
 
     writable(args.out, "--out")
     model, trained, _ = load_model(args.checkpoint, pick_device(config.device))
     x_test = load_data(trained.dataset, config.data_dir)[2]  # the whole test split
-    if trained.binarize:
-        x_test = fixed_binarization(x_test)  # as the model was scored in training
-    found = k_convergence(model, x_test, args.ks, seed=trained.seed, likelihood=trained.likelihood, label=args.label)
+    x_test = model.protocol.scored(x_test)  # as the model was scored in training
+    found = k_convergence(model, x_test, args.ks, seed=trained.seed, label=args.label)
     path = Path(args.out) / "k_convergence.json"
     records = update_records(path, args.label, data_label(trained), found)
     with staged_writes() as stage:
         stage(path).write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
-        plots.save_figure(plots.k_convergence(records), "k_convergence", args.out, stage)
+        plots.save_figure(figures.k_convergence(records), "k_convergence", args.out, stage)
     listing = ", ".join(f"K={r['k']}: {r['bound']:.2f} ± {r['se']:.2f}" for r in found)
     print(f"{args.label}: {listing} nats per image; wrote {path} and k_convergence.png")
 
@@ -210,13 +203,12 @@ def literature(args, config: Config) -> None:
     import time
 
     from vae import plots
-    from vae.data import fixed_binarization
-    from vae.evaluate import k_convergence
+    from vae.lab import figures
     from vae.lab import literature as lit
     from vae.lab.checkpoint import load_checkpoint, load_model
     from vae.lab.files import staged_writes
     from vae.lab.pipeline import versions
-    from vae.train import stopped_early
+    from vae.research.training import stopped_early
 
     writable(args.out, "--out")
     run, out = Path(args.run_dir), Path(args.out)
@@ -226,8 +218,8 @@ def literature(args, config: Config) -> None:
     state = load_checkpoint(run / CHECKPOINT_NAME)
     history = state["history"]  # every epoch so far
     protocol = state["data_sizes"].get("validation_protocol", 1)  # none was stored before protocol 2
-    x_test = fixed_binarization(load_data(trained.dataset, config.data_dir)[2])  # as the model was scored in training
-    found = k_convergence(model, x_test, args.ks, seed=trained.seed, label=trained.dataset)
+    x_test = model.protocol.scored(load_data(trained.dataset, config.data_dir)[2])  # as scored in training
+    found = lit.k_convergence(model, x_test, args.ks, seed=trained.seed, label=trained.dataset)
     results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
     results |= {d: lit.upgraded(d, results[d]) for d in lit.PUBLISHED_NLL if d in results}  # one schema in the file
     stopped = stopped_early(history, trained)
@@ -246,8 +238,8 @@ def literature(args, config: Config) -> None:
     with staged_writes() as stage:
         stage(out / "k_convergence.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
         stage(out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-        plots.save_figure(plots.k_convergence(records), "k_convergence", out, stage)
-        plots.save_figure(plots.literature_training(results), "training", out, stage)
+        plots.save_figure(figures.k_convergence(records), "k_convergence", out, stage)
+        plots.save_figure(figures.literature_training(results), "training", out, stage)
     over = f" ± {entry['iwae_nll_sd']:.2f}" if entry["iwae_nll_sd"] is not None else ""
     print(
         f"{trained.dataset}, seed {trained.seed}, protocol {protocol}: test NLL {scored['iwae_nll']:.2f} ± "

@@ -5,17 +5,17 @@ import contextlib
 import json
 import math
 import os
-import re
 import reprlib
 from pathlib import Path
 
+from vae.raw_files import TEMPORARY, remove_stale_temporaries, temporary  # noqa: F401 (the lab's too)
+
 try:
     import fcntl
-except ImportError:  # Windows: exclusive_lock takes no lock, remove_stale_temporaries removes nothing
+except ImportError:  # Windows: exclusive_lock takes no lock
     fcntl = None
 
 LOCK_NAME = ".lock"
-TEMPORARY = re.compile(r"\..+\.([1-9]\d*)\.tmp")  # .<name>.<pid>.tmp, staged by process <pid>
 ELSEWHERE = "write elsewhere (train: --out; report and sweep: --runs-dir)"
 
 
@@ -49,6 +49,20 @@ def shape_problem(value, shape, where: str = "the value") -> str | None:
     return None if fits else f"{where} is {reprlib.repr(value)}, not {name}"
 
 
+def mismatch(found: dict, wanted: dict) -> dict:
+    """What differs between what shaped a stored thing and what is asked for: {key: (found, wanted)}, nested dicts
+    compared key by key (e.g. {"config": {"beta": (2.0, 1.0)}}). Empty: it may be reused, as everything matches."""
+    out = {}
+    for key in sorted(found.keys() | wanted.keys()):
+        a, b = found.get(key), wanted.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            if inner := mismatch(a, b):
+                out[key] = inner
+        elif a != b:
+            out[key] = (a, b)
+    return out
+
+
 def read_json(path, problem):
     """The JSON value stored at `path` if `problem(value)` finds nothing wrong with it (returns None); else
     DamagedFile naming the file and what is wrong. FileNotFoundError if there is no file."""
@@ -75,7 +89,7 @@ def staged_writes():
 
     def stage(path) -> Path:
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = temporary(path)
         staged[tmp] = path
         path.parent.mkdir(parents=True, exist_ok=True)
         return tmp
@@ -109,19 +123,6 @@ def write_text_atomic(path, text: str) -> None:
     """Write `text` to `path` atomically (UTF-8)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-def remove_stale_temporaries(folder) -> None:
-    """Delete the .<name>.<pid>.tmp files in `folder` whose process has died (was killed mid-write)."""
-    for tmp in Path(folder).glob(".*.tmp") if fcntl else []:  # on Windows os.kill(pid, 0) would end the process
-        found = TEMPORARY.fullmatch(tmp.name)
-        try:
-            if found:
-                os.kill(int(found.group(1)), 0)  # signal 0 only asks whether the process exists
-        except (ProcessLookupError, OverflowError):  # it does not: it was killed mid-write
-            tmp.unlink(missing_ok=True)
-        except PermissionError:  # it exists, as another user's
-            pass
 
 
 @contextlib.contextmanager

@@ -1,16 +1,18 @@
 """The literature comparison: published numbers with their sources, and `figures/literature/results.json`.
 
-`python -m vae literature --run-dir DIR` scores a run of the literature preset (PRESETS["literature"]): the checkpoint
-of its best validation epoch, by IWAE at K = 1 ... 5000 on the fixed binarised test set, beside the published
+`python -m vae literature --run-dir DIR` scores a run of the literature preset (vae.research.PRESETS): the
+checkpoint of its best validation epoch, by IWAE at K = 1 ... 5000 on the fixed binarised test set, beside the published
 test NLL of the same protocol (docs/literature-protocol.md). Each dataset's entry keeps every scored run, one per
 seed and validation protocol, and the mean and sd over the runs of its newest protocol.
 """
 
 import json
+import math
 import statistics
 from pathlib import Path
 
 from vae.config import Config
+from vae.evaluate import iwae_nll
 
 # The original report's loss curve, first and last epoch, as printed there, units unstated.
 ORIGINAL_REPORT_LOSS = (17_900, 10_700)
@@ -132,3 +134,16 @@ def continuous_bernoulli(sweep_runs: Path) -> dict | None:
         "seeds": [r["config"]["seed"] for r in results],
         "source": str(sweep_runs),
     }
+
+
+def k_convergence(model, x, ks=(1, 10, 100, 1000, 5000), seed: int = 0, progress=True, label=None) -> list[dict]:
+    """The IWAE bound on -log p(x) at each K: {"k", "bound": mean over x, "se": its standard error}, nats per image.
+
+    K = 1 estimates the -ELBO; the bound falls towards -log p(x) as K grows, which is why a paper's K must be matched.
+    Each K gets its own bar (iwae_nll's, prefixed with `label`), unless progress=False.
+    """
+    records = []
+    for k in ks:
+        nll = iwae_nll(model, x, k, seed=seed, progress=progress, label=label).double()  # (N,)
+        records.append({"k": k, "bound": nll.mean().item(), "se": (nll.std() / math.sqrt(len(nll))).item()})
+    return records

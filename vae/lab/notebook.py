@@ -90,7 +90,7 @@ def traversal_widget(model, z: torch.Tensor, dims, limit: float = 3.0, size: int
         for d, slider in zip(dims, sliders, strict=True):
             z[d] = slider.value
         with torch.no_grad():
-            image.value = _png(torch.sigmoid(model.decode(z.unsqueeze(0)))[0], size)
+            image.value = _png(model.likelihood.mean(model.decode(z.unsqueeze(0)))[0], size)
 
     for slider in sliders:
         slider.observe(update, names="value")

@@ -30,10 +30,11 @@ from vae.data import class_names, load_data
 from vae.evaluate import EvalSettings, evaluate_model, first_of_each_class, knn_accuracy
 from vae.lab import report
 from vae.lab.checkpoint import load_model
-from vae.lab.files import DamagedFile, read_json, shape_problem, staged_writes
+from vae.lab.files import DamagedFile, mismatch, read_json, shape_problem, staged_writes
+from vae.lab.runs import data_sizes, train_or_load
 from vae.lab.sweep import load_table, scores_problem
 from vae.progress import step
-from vae.train import data_sizes, pick_device, train_or_load
+from vae.train import pick_device
 
 METRICS_NAME = "metrics.json"
 EVALUATION_NAME = "evaluation.json"
@@ -53,10 +54,24 @@ UNITS = {
     "train_seconds": "s",
 }
 # What a stored evaluation must hold to be reused: evaluate_model's numbers (the report's figures read all of them).
-SCORES = ("test_loss", "test_bce", "test_kl", "test_bits_per_dim", "iwae_nll", "iwae_nll_se", "iwae_bits_per_dim",
-          "iwae_gap", "knn_accuracy", "active_units")  # fmt: skip
-EVALUATION = {**dict.fromkeys(SCORES, float), "kl_per_dim": [float], "latent_variance": [float],
-              "tsne": {"embedding": [[float]], "labels": [int], "trustworthiness": float}}  # fmt: skip
+SCORES = (
+    "test_loss",
+    "test_bce",
+    "test_kl",
+    "test_bits_per_dim",
+    "iwae_nll",
+    "iwae_nll_se",
+    "iwae_bits_per_dim",
+    "iwae_gap",
+    "knn_accuracy",
+    "active_units",
+)
+EVALUATION = {
+    **dict.fromkeys(SCORES, float),
+    "kl_per_dim": [float],
+    "latent_variance": [float],
+    "tsne": {"embedding": [[float]], "labels": [int], "trustworthiness": float},
+}
 INTERPOLATION_PAIRS = ((0, 1), (7, 9), (3, 8), (4, 6))  # (class, class) of the test images at each row's ends
 SMOKE = {"train_images": 2000, "test_images": 500, "num_epochs": 1, "iw_samples": 10, "tsne_points": 500}
 SMOKE_DIR = "runs/smoke"  # smoke output never goes to the committed figures/ and REPORT.md
@@ -129,7 +144,7 @@ def versions() -> dict:
     }
 
 
-def stored(path: Path, key: dict, compute, problem) -> tuple:
+def reuse_or_compute(path: Path, key: dict, compute, problem) -> tuple:
     """(compute(), False), or (the value an earlier run stored at `path` under the same key, True).
 
     A stored value is reused only when everything that shaped it, `key`, matches and `problem(value)` finds nothing
@@ -139,12 +154,12 @@ def stored(path: Path, key: dict, compute, problem) -> tuple:
 
     def check(found):  # a value of another key is no damage: it is recomputed without a word
         return shape_problem(found, {"key": dict, "value": object}) or (
-            problem(found["value"]) if found["key"] == key else None
+            None if mismatch(found["key"], key) else problem(found["value"])
         )
 
     try:
         found = read_json(path, check)
-        if found["key"] == key:
+        if not mismatch(found["key"], key):
             return found["value"], True
     except DamagedFile as e:
         print(f"{e}: recomputing it.", file=sys.stderr)
@@ -158,15 +173,21 @@ def stored(path: Path, key: dict, compute, problem) -> tuple:
 
 def evaluate_stored(model, config: Config, checkpoint: Path, sha256: str, data, settings: EvalSettings, progress=True):
     """evaluate_model, stored beside the checkpoint and reused for the same checkpoint, settings and data."""
-    key = {"checkpoint_sha256": sha256, "settings": asdict(settings), "data_sizes": data_sizes(data[0], data[2]),
-           "seed": config.seed, "binarize": config.binarize, "likelihood": config.likelihood}  # fmt: skip
+    key = {
+        "checkpoint_sha256": sha256,
+        "settings": asdict(settings),
+        "data_sizes": data_sizes(data[0], data[2]),
+        "seed": config.seed,
+        "binarize": config.binarize,
+        "likelihood": config.likelihood,
+    }
 
     def compute():
-        values = evaluate_model(model, data, settings, config.seed, config.binarize, config.likelihood, progress)
+        values = evaluate_model(model, data, settings, config.seed, progress)
         tsne = values["tsne"]
         return values | {"tsne": tsne | {"embedding": tsne["embedding"].tolist(), "labels": tsne["labels"].tolist()}}
 
-    values, reused = stored(checkpoint.parent / EVALUATION_NAME, key, compute, _evaluation_problem)
+    values, reused = reuse_or_compute(checkpoint.parent / EVALUATION_NAME, key, compute, _evaluation_problem)
     values["tsne"]["embedding"] = np.asarray(values["tsne"]["embedding"], dtype=np.float32)
     return values, reused
 
@@ -191,7 +212,7 @@ def pixels_knn(data, dataset: str, k: int, runs_dir) -> float:
     key = {"dataset": dataset, "data_sizes": data_sizes(data[0], data[2]), "knn_k": k}
     x_train, y_train, x_test, y_test = (t.cpu() for t in data)
     path = Path(runs_dir) / "knn_pixels.json"
-    return stored(path, key, lambda: knn_accuracy(x_train, y_train, x_test, y_test, k), _accuracy_problem)[0]
+    return reuse_or_compute(path, key, lambda: knn_accuracy(x_train, y_train, x_test, y_test, k), _accuracy_problem)[0]
 
 
 def _run_seed(config: Config, options: ReportOptions, data, device, progress: bool) -> dict:
@@ -201,8 +222,9 @@ def _run_seed(config: Config, options: ReportOptions, data, device, progress: bo
         checkpoint = Path(options.from_checkpoint)
         model, config, history = load_model(checkpoint, device)
     else:
-        model, history, checkpoint = train_or_load(config, data[0], data[2], options.runs_dir, trained.append,
-                                                   progress, label=f"seed {config.seed}")  # fmt: skip
+        model, history, checkpoint = train_or_load(
+            config, data[0], data[2], options.runs_dir, trained.append, progress, label=f"seed {config.seed}"
+        )
     train_wall, sha256 = time.perf_counter() - start, _sha256(checkpoint)
     values, reused = evaluate_stored(model, config, checkpoint, sha256, data, options.evaluation, progress)
     tsne = values.pop("tsne")
@@ -252,8 +274,16 @@ def render_report(metrics: dict, options: ReportOptions) -> str:
     """REPORT.md's text: the metrics, and the stored sweep, K-convergence and literature results where they exist."""
     found = [Path(options.bounds_dir) / name for name in ("k_convergence.json", "results.json")]  # bounds, literature
     bounds, literature = (json.loads(path.read_text()) if path.exists() else None for path in found)
-    return report.render(metrics, options.fig_dir, options.report_path, load_table(options.sweep_dir),
-                         options.sweep_dir, bounds, options.bounds_dir, literature)  # fmt: skip
+    return report.render(
+        metrics,
+        options.fig_dir,
+        options.report_path,
+        load_table(options.sweep_dir),
+        options.sweep_dir,
+        bounds,
+        options.bounds_dir,
+        literature,
+    )
 
 
 def make_report(config: Config, options: ReportOptions, progress: bool = True) -> dict:
@@ -282,8 +312,16 @@ def make_report(config: Config, options: ReportOptions, progress: bool = True) -
     timings = {f"seed{r['config'].seed}_{k}_seconds": v for r in results for k, v in r["seconds"].items()}
     timings["knn_pixels_seconds"] = time.perf_counter() - knn_start
     with step("drawing the figures", f"seed {shown['config'].seed}", show=progress):
-        figures = make_figures(shown["model"], shown["run"]["history"], shown["tsne"], shown["run"], x_test, y_test,
-                               names, options.evaluation)  # fmt: skip
+        figures = make_figures(
+            shown["model"],
+            shown["run"]["history"],
+            shown["tsne"],
+            shown["run"],
+            x_test,
+            y_test,
+            names,
+            options.evaluation,
+        )
     metrics = {
         "config": shown["config"].to_dict(),
         "evaluation": asdict(options.evaluation),

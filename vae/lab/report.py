@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from string import Template
 
+from vae.config import Config
 from vae.lab.literature import (
     GAUSSIAN_VAE_FASHION_MNIST_NLL,
     ORIGINAL_REPORT_LOSS,
@@ -20,10 +21,12 @@ from vae.lab.literature import (
     how_it_ended,
     upgraded,
 )
-from vae.train import VALIDATION_PROTOCOL
+from vae.lab.sweep import ABLATIONS
+from vae.research.training import VALIDATION_PROTOCOL
 
 LITERATURE_TEMPLATE = Path(__file__).with_name("templates") / "literature.md"
 TEMPLATE = Path(__file__).with_name("templates") / "report.md"
+DEFAULTS = Config()
 UNIFORM_NATS = 784 * math.log(2)  # nats per image of a model that predicts 0.5 for every pixel
 
 
@@ -134,28 +137,45 @@ def fields(m: dict, fig: str, report_path) -> dict:
     s, c, e, seeds = m["summary"], m["config"], m["evaluation"], m["seeds"]
     over = f"mean ± sd over {len(seeds)} seeds ({', '.join(map(str, seeds))})" if len(seeds) > 1 else f"seed {seeds[0]}"
     return {
-        "docs": _relative("docs", report_path), "date": m["date"], "commit": m["versions"]["git_commit"],
-        "fig": fig, "smoke_note": smoke_note(m),
-        "dataset": m["data"]["dataset"], "train_images": m["data"]["train_images"],
-        "test_images": m["data"]["test_images"], "device": m["device"], "torch": m["versions"]["torch"],
-        "lr": f"{c['lr']:g}", "seed_list": ", ".join(map(str, seeds)), "over": over,
-        "perplexity": f"{e['tsne_perplexity']:g}", "total_seconds": f"{m['timings']['total_seconds']:.0f}",
-        "reuse_note": reuse_note(m), "uniform": f"{UNIFORM_NATS:.1f}",
-        "test_loss_1": f"{s['test_loss']['mean']:.1f}", "batch_sum": f"{c['batch_size'] * s['test_loss']['mean']:.0f}",
-        "knn_pixels": f"{m['knn_accuracy_pixels']:.4f}", "test_bce_1": f"{s['test_bce']['mean']:.1f}",
+        "docs": _relative("docs", report_path),
+        "date": m["date"],
+        "commit": m["versions"]["git_commit"],
+        "fig": fig,
+        "smoke_note": smoke_note(m),
+        "dataset": m["data"]["dataset"],
+        "train_images": m["data"]["train_images"],
+        "test_images": m["data"]["test_images"],
+        "device": m["device"],
+        "torch": m["versions"]["torch"],
+        "lr": f"{c['lr']:g}",
+        "seed_list": ", ".join(map(str, seeds)),
+        "over": over,
+        "perplexity": f"{e['tsne_perplexity']:g}",
+        "total_seconds": f"{m['timings']['total_seconds']:.0f}",
+        "reuse_note": reuse_note(m),
+        "uniform": f"{UNIFORM_NATS:.1f}",
+        "test_loss_1": f"{s['test_loss']['mean']:.1f}",
+        "batch_sum": f"{c['batch_size'] * s['test_loss']['mean']:.0f}",
+        "knn_pixels": f"{m['knn_accuracy_pixels']:.4f}",
+        "test_bce_1": f"{s['test_bce']['mean']:.1f}",
         "trustworthiness_3": pm(s["trustworthiness"], 3),
         "curves_reading": curves_reading(m["runs"][str(m["figures_seed"])]["history"]),
-        "knn_reading": knn_reading(m), "units_reading": units_reading(m),
-        "test_loss_short": pm(s["test_loss"], 1), "bits_short": pm(s["test_bits_per_dim"], 3),
-        "iwae_short": pm(s["iwae_nll"], 1), "gap_short": f"{s['iwae_gap']['mean']:.1f}",
-        "knn_percent": f"{100 * s['knn_accuracy']['mean']:.1f}", "spread_note": spread_note(seeds),
+        "knn_reading": knn_reading(m),
+        "units_reading": units_reading(m),
+        "test_loss_short": pm(s["test_loss"], 1),
+        "bits_short": pm(s["test_bits_per_dim"], 3),
+        "iwae_short": pm(s["iwae_nll"], 1),
+        "gap_short": f"{s['iwae_gap']['mean']:.1f}",
+        "knn_percent": f"{100 * s['knn_accuracy']['mean']:.1f}",
+        "spread_note": spread_note(seeds),
         "figures_seed": m["figures_seed"],
         **{k: c[k] for k in ("latent_dim", "hidden_dim", "batch_size", "num_epochs")},
         **{k: e[k] for k in ("iw_samples", "knn_k", "tsne_seed", "tsne_points", "trust_neighbors")},
         **{k: pm(s[k], 2) for k in ("test_loss", "test_bce", "test_kl", "iwae_nll", "iwae_gap", "train_loss")},
         **{k: pm(s[k], 4) for k in ("test_bits_per_dim", "iwae_bits_per_dim", "knn_accuracy", "trustworthiness")},
-        "active_units": pm(s["active_units"], 1), "train_seconds": pm(s["train_seconds"], 1),
-    }  # fmt: skip
+        "active_units": pm(s["active_units"], 1),
+        "train_seconds": pm(s["train_seconds"], 1),
+    }
 
 
 def render(m: dict, fig_dir, report_path, sweep=None, sweep_dir=None, bounds=None, bounds_dir=None, literature=None):
@@ -189,15 +209,23 @@ def literature_section(results: dict, link: str, docs: str) -> str:
         if cb
         else ""
     )
-    published = " and ".join(f"{PUBLISHED_NLL[d]:.2f} ± {PUBLISHED_SD[d]:.2f} ({name})"
-                             for d, name in (("fashion-mnist", "Fashion-MNIST"), ("mnist", "MNIST")))  # fmt: skip
-    fields = {"rows": "".join(literature_rows(d, e) for d, e in entries.items()),
-              "holds": f"The table holds, {per_dataset({d: held(e['runs']) for d, e in entries.items()})}.",
-              "planned": planned_reading(entries), "published": published, "yardstick": yardstick_reading(entries),
-              "repeats": f"Ours: {per_dataset({d: held(current_runs(e)) for d, e in entries.items()})}.",
-              "convergence": "\n".join(convergence_reading(d, r, entries[d]["published_nll"]) for d, r in current),
-              "length": " ".join(length_reading(ending, named) for ending, named in ended.items()),
-              "continuous": continuous, "lit": link, "docs": docs}  # fmt: skip
+    published = " and ".join(
+        f"{PUBLISHED_NLL[d]:.2f} ± {PUBLISHED_SD[d]:.2f} ({name})"
+        for d, name in (("fashion-mnist", "Fashion-MNIST"), ("mnist", "MNIST"))
+    )
+    fields = {
+        "rows": "".join(literature_rows(d, e) for d, e in entries.items()),
+        "holds": f"The table holds, {per_dataset({d: held(e['runs']) for d, e in entries.items()})}.",
+        "planned": planned_reading(entries),
+        "published": published,
+        "yardstick": yardstick_reading(entries),
+        "repeats": f"Ours: {per_dataset({d: held(current_runs(e)) for d, e in entries.items()})}.",
+        "convergence": "\n".join(convergence_reading(d, r, entries[d]["published_nll"]) for d, r in current),
+        "length": " ".join(length_reading(ending, named) for ending, named in ended.items()),
+        "continuous": continuous,
+        "lit": link,
+        "docs": docs,
+    }
     return Template(LITERATURE_TEMPLATE.read_text(encoding="utf-8")).substitute(fields)
 
 
@@ -214,8 +242,11 @@ def literature_rows(dataset: str, entry: dict) -> str:
     ]
     if entry["n_runs"] > 1:
         mean = pm({"mean": entry["iwae_nll_mean"], "sd": entry["iwae_nll_sd"]}, 2)
-        rows.insert(0, f"| {dataset} | **mean ± sd over {entry['n_runs']} runs of protocol {entry['protocol']}** | "
-                       f"**{mean}** | {theirs} | {entry['iwae_nll_mean'] - published:+.2f} | | |\n")  # fmt: skip
+        rows.insert(
+            0,
+            f"| {dataset} | **mean ± sd over {entry['n_runs']} runs of protocol {entry['protocol']}** | "
+            f"**{mean}** | {theirs} | {entry['iwae_nll_mean'] - published:+.2f} | | |\n",
+        )
     return "".join(rows)
 
 
@@ -267,8 +298,10 @@ def yardstick_reading(entries: dict) -> str:
         if n == 1:
             parts.append(f"the {d} run's {gap:+.2f} is about {z:.1f} σ")
         else:
-            parts.append(f"the mean of the {n} {d} runs, {gap:+.2f}, is about {z:.1f} σ/√{n} (ours spread by "
-                         f"{e['iwae_nll_sd']:.2f} over runs, theirs by {sigma:.2f})")  # fmt: skip
+            parts.append(
+                f"the mean of the {n} {d} runs, {gap:+.2f}, is about {z:.1f} σ/√{n} (ours spread by "
+                f"{e['iwae_nll_sd']:.2f} over runs, theirs by {sigma:.2f})"
+            )
         if z >= 2:
             far.append(d)
     units = {"σ" if e["n_runs"] == 1 else "σ/√n" for e in entries.values()}
@@ -357,14 +390,17 @@ def markdown_table(rows: list[dict]) -> str:
     return header + body
 
 
-def _row(rows: list[dict], ablation: str, variant_start: str) -> dict | None:
-    return next((r for r in rows if r["ablation"] == ablation and r["variant"].startswith(variant_start)), None)
+def _row(rows: list[dict], ablation: str, overrides: dict) -> dict | None:
+    """The table's row of the variant of `ablation` trained with these `overrides` of the default config."""
+    label = next(label for label, o in ABLATIONS[ablation] if o == overrides)
+    return next((r for r in rows if r["ablation"] == ablation and r["variant"] == label), None)
 
 
 def variance_head_reading(rows: list[dict]) -> list[str]:
     """What the tutorial's σ head and its missing ½ cost, together and the head alone."""
-    out, ours = [], _row(rows, "variance_head", "log σ²")
-    tut, raw = _row(rows, "variance_head", "tutorial"), _row(rows, "variance_head", "raw σ")
+    out, ours = [], _row(rows, "variance_head", {})
+    tut = _row(rows, "variance_head", {"variance_head": "sigma", "beta": 2.0})
+    raw = _row(rows, "variance_head", {"variance_head": "sigma"})
     if ours and tut and not math.isnan(tut["iwae_nll_mean"]):
         out.append(
             f"The tutorial's two choices together (a raw σ head and the KL without its ½, i.e. β=2) cost "
@@ -384,12 +420,11 @@ def variance_head_reading(rows: list[dict]) -> list[str]:
 
 def kl_weight_reading(rows: list[dict]) -> list[str]:
     """What β = 2 (the missing ½) costs, and the active units at each β."""
-    ours, beta2 = _row(rows, "variance_head", "log σ²"), _row(rows, "kl_weight", "β=2")
+    ours, beta2 = _row(rows, "variance_head", {}), _row(rows, "kl_weight", {"beta": 2.0})
     if not (ours and beta2):
         return []
-    units = ", ".join(
-        f"{r['variant'].split(' ')[0]}: {r['active_units_mean']:.1f}" for r in rows if r["ablation"] == "kl_weight"
-    )
+    betas = [(o.get("beta", DEFAULTS.beta), _row(rows, "kl_weight", o)) for _, o in ABLATIONS["kl_weight"]]
+    units = ", ".join(f"β={beta:g}: {r['active_units_mean']:.1f}" for beta, r in betas if r)
     return [
         f"The missing ½ alone (β=2) costs {beta2['iwae_nll_mean'] - ours['iwae_nll_mean']:.1f} nats of IWAE NLL "
         f"and shrinks the KL from {ours['test_kl_mean']:.1f} to {beta2['test_kl_mean']:.1f} nats. "
@@ -399,7 +434,7 @@ def kl_weight_reading(rows: list[dict]) -> list[str]:
 
 def binarised_reading(rows: list[dict]) -> list[str]:
     """The binarised run's NLL beside the published Gaussian-prior VAE, with what differs."""
-    binar = _row(rows, "data_protocol", "dynamically binarised")
+    binar = _row(rows, "data_protocol", {"binarize": True})
     if not binar:
         return []
     nll = {"mean": binar["iwae_nll_mean"], "sd": binar["iwae_nll_sd"]}
@@ -416,7 +451,8 @@ def binarised_reading(rows: list[dict]) -> list[str]:
 
 def likelihood_reading(rows: list[dict]) -> list[str]:
     """What the continuous Bernoulli gives, and why its numbers are not on the BCE's scale."""
-    cb, ours = _row(rows, "data_protocol", "continuous Bernoulli"), _row(rows, "data_protocol", "grey-level")
+    cb = _row(rows, "data_protocol", {"likelihood": "continuous-bernoulli"})
+    ours = _row(rows, "data_protocol", {})
     if not (cb and ours):
         return []
     return [
@@ -429,14 +465,15 @@ def likelihood_reading(rows: list[dict]) -> list[str]:
 
 def size_and_length_reading(rows: list[dict]) -> list[str]:
     """The IWAE NLL by latent size, and what longer training or a larger learning rate gains."""
-    out, dims = [], [_row(rows, "latent_dim", f"latent_dim={d}") for d in (2, 5, 10, 20, 50)]
+    sizes = [o.get("latent_dim", DEFAULTS.latent_dim) for _, o in ABLATIONS["latent_dim"]]
+    out, dims = [], [_row(rows, "latent_dim", o) for _, o in ABLATIONS["latent_dim"]]
     if all(dims):
-        listing = ", ".join(f"{r['variant'].split(' ')[0][11:]}: {r['iwae_nll_mean']:.1f}" for r in dims)
+        listing = ", ".join(f"{size}: {r['iwae_nll_mean']:.1f}" for size, r in zip(sizes, dims, strict=True))
         out.append(
             f"IWAE NLL by latent_dim ({listing}); active units at latent_dim=50: {dims[-1]['active_units_mean']:.1f}."
         )
-    base, fast = _row(rows, "training", "10 epochs, lr 3e-4"), _row(rows, "training", "10 epochs, lr 1e-3")
-    long = _row(rows, "training", "50 epochs")
+    base, fast = _row(rows, "training", {}), _row(rows, "training", {"lr": 1e-3})
+    long = _row(rows, "training", {"num_epochs": 50})
     if base and fast and long:
         out.append(
             f"Training: 50 epochs instead of 10 improve the IWAE NLL by "
@@ -522,7 +559,7 @@ def ablations_section(sweep: dict, link: str) -> str:
             if name in sweep["figures"]
         ],
     ]
-    if _row(rows, "data_protocol", "continuous Bernoulli"):
+    if _row(rows, "data_protocol", {"likelihood": "continuous-bernoulli"}):
         parts += ["### Which of these numbers is a log-likelihood?\n", LIKELIHOOD_PARAGRAPH + "\n"]
     if readings:
         parts += [

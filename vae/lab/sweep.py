@@ -7,7 +7,7 @@ config, data subset and evaluation settings match the request; otherwise the swe
 whose loss becomes NaN is recorded as `"status": "diverged"`; the sweep goes on.
 
 All reported losses are the true negative ELBO (beta = 1) in nats per image, whatever beta trained the model.
-Binarised runs are scored on one fixed binarisation of the test set (`vae.data.fixed_binarization`).
+Binarised runs are scored on one fixed binarisation of the test set (`vae.research.training.Binarized`).
 """
 
 import csv
@@ -26,11 +26,13 @@ from vae import plots
 from vae.config import RUNTIME_FIELDS, Config, run_name
 from vae.data import class_names, load_data, load_split
 from vae.evaluate import EvalSettings, evaluate_model, first_of_each_class
+from vae.lab import figures as lab_figures
 from vae.lab.checkpoint import RECORD, load_model
-from vae.lab.files import DamagedFile, read_json, shape_problem, staged_writes
+from vae.lab.files import DamagedFile, mismatch, read_json, shape_problem, staged_writes
 from vae.lab.literature import ORIGINAL_REPORT_LOSS
-from vae.loss import cb_mean
-from vae.train import CHECKPOINT_NAME, TrainingDiverged, train_or_load
+from vae.lab.runs import CHECKPOINT_NAME, train_or_load
+from vae.research.latent_space import manifold_grid
+from vae.train import TrainingDiverged
 
 # ablation -> [(label, overrides of the default Config)]; {} is the original report's setting, shared by all.
 ABLATIONS = {
@@ -106,8 +108,12 @@ def plan(base: Config, ablations=None, seeds=SEEDS, smoke: bool = False) -> dict
 
 
 def _evaluation_key(settings: EvalSettings, test_images: int, binarize: bool) -> dict:
-    return {"iw_samples": settings.iw_samples, "knn_k": settings.knn_k, "test_images": test_images,
-            "binarized_test_set": binarize}  # fmt: skip
+    return {
+        "iw_samples": settings.iw_samples,
+        "knn_k": settings.knn_k,
+        "test_images": test_images,
+        "binarized_test_set": binarize,
+    }
 
 
 def run_one(
@@ -122,16 +128,18 @@ def run_one(
     seen, start = [], time.perf_counter()
     result = {"name": name, "config": config.to_dict(), "smoke": smoke, "torch": torch.__version__}
     try:
-        model, history, _ = train_or_load(config, x_train, x_test, runs_dir, callback=seen.append, progress=progress,
-                                          label=label)  # fmt: skip
+        model, history, _ = train_or_load(
+            config, x_train, x_test, runs_dir, callback=seen.append, progress=progress, label=label
+        )
     except TrainingDiverged as e:
         result |= {"status": "diverged", "error": str(e), "history": seen, "metrics": None}
     else:
         train_seconds = time.perf_counter() - start
         with_tsne = name in {variant_name(o, 0) for _, o in ABLATIONS[TSNE_ABLATION]}  # the small multiples
         start = time.perf_counter()
-        values = evaluate_model(model, data, settings if with_tsne else replace(settings, tsne_points=0),
-                                config.seed, config.binarize, config.likelihood, progress, label)  # fmt: skip
+        values = evaluate_model(
+            model, data, settings if with_tsne else replace(settings, tsne_points=0), config.seed, progress, label
+        )
         tsne = values.pop("tsne", None)
         keep = ("test_loss", "test_bce", "test_kl", "iwae_nll", "knn_accuracy", "active_units")
         metrics = {k: values[k] for k in keep} | {"train_seconds": train_seconds}
@@ -172,8 +180,8 @@ def _result_problem(result) -> str | None:
     return scores_problem(result["metrics"]) if ok else None
 
 
-def _stored(path: Path, config: Config, smoke: bool, evaluation: dict) -> bool:
-    """True if `path` holds this run's result; False if none, or a damaged one (recomputed, as pipeline.stored does);
+def _done(path: Path, config: Config, smoke: bool, evaluation: dict) -> bool:
+    """True if `path` holds this run's result; False if none, or a damaged one (recomputed, as pipeline does);
     an error if it holds a result of anything else, so none mix."""
     try:
         stored = read_json(path, _result_problem)
@@ -188,11 +196,7 @@ def _stored(path: Path, config: Config, smoke: bool, evaluation: dict) -> bool:
     for d in (wanted["config"], found["config"]):
         for key in RUNTIME_FIELDS:
             d.pop(key, None)
-    diff = {k: (found[k], wanted[k]) for k in found if found[k] != wanted[k]}
-    if diff.get("config"):  # name only the fields that differ
-        old, new = diff["config"]
-        diff["config"] = {k: (old.get(k), new.get(k)) for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
-    if diff:
+    if diff := mismatch(found, wanted):
         raise ValueError(
             f"{path} holds a result of another config, data subset or evaluation: (stored, requested) = {diff}. "
             "Write this sweep into another --out, or delete that file to recompute it."
@@ -214,7 +218,7 @@ def sweep(
     todo = {}
     for name, config in runs.items():
         evaluation = _evaluation_key(settings, len(data[2]), config.binarize)
-        if not _stored(Path(out_dir) / "runs" / f"{name}.json", config, smoke, evaluation):
+        if not _done(Path(out_dir) / "runs" / f"{name}.json", config, smoke, evaluation):
             todo[name] = config
     # Seed 0 of every variant first, so that a sweep cut short covers every ablation; then the longest runs first.
     todo = dict(sorted(todo.items(), key=lambda item: (item[1].seed, -item[1].num_epochs)))
@@ -309,11 +313,17 @@ def loss_readings(results: dict[str, dict]) -> list[dict]:
         # The loss the training printed: bce + beta * kl (the tutorial's own KL, not the true ELBO).
         first, last = (e["train_bce"] + beta * e["train_kl"] for e in (h[0], h[-1]))
         for scale, how in ((1, "per image"), (128, "sum over a batch of 128"), (32, "sum over a batch of 32")):
-            readings.append({
-                "model": what, "reading": how, "first_epoch": first * scale, "last_epoch": last * scale,
-                "epochs": len(h), "first_error": first * scale / ORIGINAL_REPORT_LOSS[0] - 1,
-                "last_error": last * scale / ORIGINAL_REPORT_LOSS[1] - 1,
-            })  # fmt: skip
+            readings.append(
+                {
+                    "model": what,
+                    "reading": how,
+                    "first_epoch": first * scale,
+                    "last_epoch": last * scale,
+                    "epochs": len(h),
+                    "first_error": first * scale / ORIGINAL_REPORT_LOSS[0] - 1,
+                    "last_error": last * scale / ORIGINAL_REPORT_LOSS[1] - 1,
+                }
+            )
     return readings
 
 
@@ -324,18 +334,18 @@ def figures(results: dict[str, dict], seeds=SEEDS, runs_dir=None, dataset="fashi
     def runs_of(ablation):  # [(label, [stored result or None, per seed])]
         return [(label, [results.get(variant_name(o, s)) for s in seeds]) for label, o in ABLATIONS[ablation]]
 
-    out = {f"ablation_{a}": plots.ablation(runs_of(a), a, seeds) for a in present}
+    out = {f"ablation_{a}": lab_figures.ablation(runs_of(a), a, seeds) for a in present}
     if TSNE_ABLATION in present:
         runs = [(label, results.get(variant_name(o, 0))) for label, o in ABLATIONS[TSNE_ABLATION]]
-        out["tsne_kl_weight"] = plots.tsne_small_multiples(runs, class_names(dataset))
+        out["tsne_kl_weight"] = lab_figures.tsne_small_multiples(runs, class_names(dataset))
     if "training" in present:
-        out["training_length"] = plots.training_length(runs_of("training"))
+        out["training_length"] = lab_figures.training_length(runs_of("training"))
     readings = loss_readings(results)
     if readings:
-        out["loss_readings"] = plots.loss_readings(readings, ORIGINAL_REPORT_LOSS)
+        out["loss_readings"] = lab_figures.loss_readings(readings, ORIGINAL_REPORT_LOSS)
     manifold = _model(results.get(variant_name(MANIFOLD_RUN, 0)), runs_dir)
     if manifold is not None:
-        out["manifold_latent2"] = plots.manifold_grid(manifold)
+        out["manifold_latent2"] = manifold_grid(manifold)
     bernoulli, continuous = (_model(results.get(variant_name(o, 0)), runs_dir) for o in LIKELIHOOD_RUNS)
     if bernoulli is not None and continuous is not None:
         out["reconstructions_likelihood"] = likelihood_reconstructions(bernoulli, continuous, results, dataset)
@@ -361,7 +371,7 @@ def likelihood_reconstructions(bernoulli, continuous, results: dict, dataset: st
     rows = {
         "test image": x,
         "Bernoulli: its mean λ": torch.sigmoid(logits_b),
-        "cont. Bernoulli: its mean": cb_mean(logits_c),
+        "cont. Bernoulli: its mean": continuous.likelihood.mean(logits_c),
         "cont. Bernoulli: its λ": torch.sigmoid(logits_c),
     }
     names = [class_names(dataset)[int(c)] for c in y[first]]
