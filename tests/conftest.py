@@ -74,10 +74,18 @@ def write_gz(folder: Path, files: dict) -> None:
         (folder / f"{name}.gz").write_bytes(gzip.compress(b))
 
 
+def available_locally(dataset: str, data_dir) -> bool:
+    """True if the raw files, or the Debian package's files, are on this machine (no download needed)."""
+    raw, debian = vraw.raw_dir(dataset, data_dir), vraw.DEBIAN_DIR.get(dataset)
+    return all(
+        (raw / n).exists() or (debian is not None and (debian / f"{n}.gz").exists()) for n in vraw.RAW_FILES[dataset]
+    )
+
+
 @pytest.fixture
 def real_data_dir() -> Path:
     """The real Fashion-MNIST's data dir; skips without the data, unless VAE_REQUIRE_DATA=1 (then it fails)."""
-    if not vraw.is_available_locally("fashion-mnist", REAL_DATA_DIR):
+    if not available_locally("fashion-mnist", REAL_DATA_DIR):
         message = (
             f"real Fashion-MNIST not found in {REAL_DATA_DIR} nor {vraw.DEBIAN_DIR['fashion-mnist']}: "
             "run `sudo apt-get install dataset-fashion-mnist` or `python -m vae train` once to download it"

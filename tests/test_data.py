@@ -272,16 +272,16 @@ def test_an_install_killed_mid_write_leaves_no_temporary_for_good(debian, tmp_pa
 
 def test_data_dir_that_is_a_file(synthetic_dataset, tmp_path):
     (tmp_path / "data").write_text("not a folder")
-    with pytest.raises(DataError, match=r"data_dir .*data is a file, not a folder: pass a folder \(e.g. --data-dir"):
+    with pytest.raises(DataError, match=r"data_dir .*data is a file, not a folder: pass a folder as data_dir \(e.g"):
         load_split("fashion-mnist", "train", tmp_path / "data")
     (tmp_path / "data2").mkdir()
     (tmp_path / "data2" / "FashionMNIST").write_text("not a folder either")
-    with pytest.raises(DataError, match=r"cannot write in .*FashionMNIST/raw.*Choose a writable --data-dir"):
+    with pytest.raises(DataError, match=r"cannot write in .*FashionMNIST/raw.*Choose a writable data_dir"):
         load_split("fashion-mnist", "train", tmp_path / "data2")
 
 
 def test_read_only_data_dir_cannot_be_created(synthetic_dataset, tmp_path, read_only_filesystem):
-    with pytest.raises(DataError, match=r"cannot write in .*FashionMNIST/raw \(Permission denied\).*writable --data-d"):
+    with pytest.raises(DataError, match=r"cannot write in .*FashionMNIST/raw \(Permission denied\).*writable data_dir"):
         load_split("fashion-mnist", "train", tmp_path / "data")
 
 
@@ -294,7 +294,9 @@ def test_a_data_dir_that_refuses_writes_cannot_take_the_debian_files(debian, tmp
         raise PermissionError(errno.EACCES, "Permission denied")
 
     monkeypatch.setattr(Path, "write_bytes", denied)
-    with pytest.raises(DataError, match=r"cannot write .*train-images-idx3-ubyte \(Permission denied\).*writable --da"):
+    with pytest.raises(
+        DataError, match=r"cannot write .*train-images-idx3-ubyte \(Permission denied\).*writable data_dir"
+    ):
         load_split("fashion-mnist", "train", tmp_path / "data")
     assert leftovers(raw) == [] and not any(raw.iterdir())
 
@@ -305,7 +307,7 @@ def test_read_only_data_dir_cannot_take_a_download(synthetic_dataset, tmp_path, 
     raw = vraw.raw_dir("fashion-mnist", tmp_path / "data")
     raw.mkdir(parents=True)
     request.getfixturevalue("read_only_filesystem")
-    with pytest.raises(DataError, match=r"cannot write in .*FashionMNIST.*Permission denied.*writable --data-dir"):
+    with pytest.raises(DataError, match=r"cannot write in .*FashionMNIST.*Permission denied.*writable data_dir"):
         load_split("fashion-mnist", "train", tmp_path / "data")
     assert downloads == [] and not any(raw.iterdir())
 

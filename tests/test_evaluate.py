@@ -277,13 +277,13 @@ def test_evaluate_model_scores_a_built_model_on_its_protocol_with_its_likelihood
 @pytest.mark.parametrize(
     "kwargs, option",
     [
-        ({"iw_samples": 0}, "--iw-samples"),
-        ({"iw_samples": -5}, "--iw-samples"),
-        ({"knn_k": 0}, "--knn-k"),
-        ({"tsne_points": -1}, "--tsne-points"),
-        ({"tsne_points": 1}, "--tsne-points"),
-        ({"tsne_points": 90}, "--tsne-points"),  # = 3 x the default perplexity 30
-        ({"tsne_points": 30, "tsne_perplexity": 10.0}, "--tsne-points"),
+        ({"iw_samples": 0}, "settings.iw_samples"),
+        ({"iw_samples": -5}, "settings.iw_samples"),
+        ({"knn_k": 0}, "settings.knn_k"),
+        ({"tsne_points": -1}, "settings.tsne_points"),
+        ({"tsne_points": 1}, "settings.tsne_points"),
+        ({"tsne_points": 90}, "settings.tsne_points"),  # = 3 x the default perplexity 30
+        ({"tsne_points": 30, "tsne_perplexity": 10.0}, "settings.tsne_points"),
     ],
 )
 def test_eval_settings_reject_bad_values_naming_the_option(kwargs, option):

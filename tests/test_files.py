@@ -184,7 +184,7 @@ def test_a_folder_locked_by_another_process_is_refused_until_it_is_killed(tmp_pa
         assert ran == [] and holder.poll() is None  # refused at once; the holder runs on
         assert str(e.value) == (
             f"{run} is in use by another run: wait for it to finish, or write elsewhere "
-            "(train: --out; report and sweep: --runs-dir)."
+            "(fit: out_dir; make_report: options.runs_dir; sweep: runs_dir)."
         )
     finally:
         holder.send_signal(signal.SIGKILL)  # no clean-up code runs: the operating system frees the lock

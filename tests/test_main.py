@@ -20,6 +20,7 @@ import vae.lab.cli as cli_module
 from vae import data as vdata
 from vae import raw_files as vraw
 from vae.config import Config, run_name
+from vae.evaluate import EvalSettings
 from vae.lab import pipeline
 from vae.lab import sweep as vsweep
 from vae.lab.checkpoint import load_checkpoint
@@ -188,6 +189,37 @@ def test_training_twice_into_one_out_is_refused_and_overwrite_replaces_it(data_d
     assert main([*common, "--overwrite", "--seed", "1"]) == 0
     state = load_checkpoint(path)
     assert state["config"]["seed"] == 1 and state["epoch"] == 1
+
+
+def test_a_library_error_reaches_the_user_naming_the_flag_not_the_argument(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.write_text("a file, where the data folder should be")
+    assert main(["train", "--data-dir", str(data), "--out", str(tmp_path / "run"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: --data-dir {data} is a file, not a folder: pass a folder as --data-dir (e.g. data).\n"
+    assert not (tmp_path / "run").exists()
+    # Whole words only: not a name inside a path, a field (config.data_dir) or a quoted key ('runs_dir').
+    message = "cannot write /x/out_dir/y ({'runs_dir': 1}), config.data_dir: choose another out_dir"
+    assert cli_module.in_flags(ValueError(message)) == message.replace("another out_dir", "another --out")
+
+
+@pytest.mark.parametrize(
+    "make, names",
+    [
+        (lambda p: vdata.load_data("fashion-mnist", p.parent / "data"), ["data_dir"]),
+        (lambda p: EvalSettings(iw_samples=0), ["settings.iw_samples"]),
+        (lambda p: EvalSettings(tsne_points=50), ["settings.tsne_points"]),
+        (lambda p: pipeline.ReportOptions(seeds=[1, 1]), ["options.seeds"]),
+        (lambda p: pipeline.ReportOptions(from_checkpoint=str(p)), ["options.from_checkpoint"]),
+        (lambda p: vsweep.plan(Config(), ["colour"]), ["ablations"]),
+    ],
+)
+def test_a_library_error_names_its_argument_or_setting_not_a_flag(make, names, tmp_path):
+    (tmp_path / "data").write_text("a file, where the data folder should be")
+    with pytest.raises((ValueError, vdata.DataError)) as e:
+        make(tmp_path / "nowhere.pt")
+    assert all(name in str(e.value) for name in names) and "--" not in str(e.value)
+    assert "--" in cli_module.in_flags(e.value)  # which the command line writes as its flag
 
 
 def test_missing_data_is_a_clear_error(synthetic_dataset, tmp_path, monkeypatch, capsys):

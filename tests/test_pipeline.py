@@ -19,7 +19,7 @@ from vae import raw_files as vraw
 from vae.config import run_name
 from vae.evaluate import EvalSettings
 from vae.lab import files as vfiles
-from vae.lab import pipeline, report
+from vae.lab import formatting, pipeline, report
 from vae.lab import runs as vruns
 from vae.lab.checkpoint import CheckpointError
 from vae.lab.cli import main
@@ -95,7 +95,7 @@ def check_outputs(root: Path, seeds: list[int]) -> tuple[dict, str]:
     for name in FIGURES:
         assert f"](figures/{name}.png)" in text
     s = m["summary"]
-    assert report.pm(s["test_loss"], 2) in text and report.pm(s["iwae_nll"], 2) in text
+    assert formatting.pm(s["test_loss"], 2) in text and formatting.pm(s["iwae_nll"], 2) in text
     assert f"K = {m['evaluation']['iw_samples']}" in text and "nats per image" in text and "batch" in text
     assert temporaries(root) == []
     return m, text
@@ -348,12 +348,12 @@ def test_a_binarised_run_scores_the_same_in_the_notebook_and_from_the_command_li
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"from_checkpoint": "nowhere.pt"}, "--from-checkpoint nowhere.pt: no such file"),
+        ({"from_checkpoint": "nowhere.pt"}, "options.from_checkpoint nowhere.pt: no such file"),
         ({"from_checkpoint": __file__, "seeds": [0, 1]}, "one model"),
         ({"seeds": [1, 1]}, "distinct"),
         ({"seeds": [-1]}, r"distinct integers in \[0, 2\*\*63\)"),
-        ({"seeds": []}, "--seeds"),
-        ({"evaluation": EvalSettings(tsne_points=0)}, "--tsne-points must be >= 1"),
+        ({"seeds": []}, "options.seeds"),
+        ({"evaluation": EvalSettings(tsne_points=0)}, "options.evaluation.tsne_points must be >= 1"),
     ],
 )
 def test_bad_report_options_name_the_option(kwargs, message):

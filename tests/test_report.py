@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from vae.lab import report
+from vae.lab import formatting, literature_report, report
 from vae.lab.literature import GAUSSIAN_VAE_FASHION_MNIST_NLL, ORIGINAL_REPORT_LOSS, dataset_entry
 
 SECTIONS = ("## Introduction", "## Architecture", "## Experiment", "## Results", "## Figures", "## Conclusion")
@@ -216,10 +216,10 @@ def test_reuse_note_says_what_an_earlier_run_did():
 
 
 def test_pm_and_the_notes():
-    assert report.pm({"mean": 1.23456, "sd": 0.1}, 2) == "1.23 ± 0.10"
-    assert report.pm({"mean": 1.23456, "sd": None}, 3) == "1.235"
-    assert report.pm({"mean": 1.0, "sd": math.nan}, 1) == "1.0"
-    assert report.pm({"mean": math.nan, "sd": math.nan}) == "—"
+    assert formatting.pm({"mean": 1.23456, "sd": 0.1}, 2) == "1.23 ± 0.10"
+    assert formatting.pm({"mean": 1.23456, "sd": None}, 3) == "1.235"
+    assert formatting.pm({"mean": 1.0, "sd": math.nan}, 1) == "1.0"
+    assert formatting.pm({"mean": math.nan, "sd": math.nan}) == "—"
     assert report.smoke_note(metrics()) == "" and "Smoke run" in report.smoke_note(metrics(smoke=True))
     assert report.spread_note([0]) == "One seed:" and "± sd" in report.spread_note([0, 1])
 
@@ -284,7 +284,7 @@ def test_the_bounds_section_tabulates_each_model_and_how_far_its_bound_falls():
         {"model": "large", "dataset": binary, "k": 1, "bound": 232.0, "se": 0.4},
         {"model": "large", "dataset": binary, "k": 5000, "bound": 229.5, "se": 0.41},
     ]
-    text = report.bounds_section(records, "figures/literature")
+    text = literature_report.bounds_section(records, "figures/literature")
     assert (
         f"| small | {grey} | 100 | 248.00 ± 0.49 |" in text and f"| large | {binary} | 5000 | 229.50 ± 0.41 |" in text
     )
@@ -328,7 +328,7 @@ def test_the_literature_section_compares_like_for_like_and_says_how_far_from_con
 
 
 def test_a_run_that_stopped_early_is_said_to_have_stopped(tmp_path):
-    section = report.literature_section(literature_results(epochs=50, stopped=True), "lit", "docs")
+    section = literature_report.literature_section(literature_results(epochs=50, stopped=True), "lit", "docs")
     assert "| 50 (stopped early) | 50 |" in section and "only 50 epochs, too few to judge" in section
     assert "The fashion-mnist seed 0 run ended by the protocol's early stopping, before its 2000 epochs." in section
 
@@ -336,18 +336,18 @@ def test_a_run_that_stopped_early_is_said_to_have_stopped(tmp_path):
 def test_each_run_is_said_to_have_ended_as_it_did():
     results = literature_results(epochs=150, limit=150)
     results["mnist"] = dataset_entry("mnist", [lit_run(stopped=True)])
-    section = report.literature_section(results, "lit", "docs")
+    section = literature_report.literature_section(results, "lit", "docs")
     assert "| seed 0, protocol 2 | 230.50 ± 0.25 | 228.70 ± 0.15 | +1.80 (12.0 σ) | 150 (epoch limit) |" in section
     assert "The fashion-mnist seed 0 run trained for all of the protocol's 150 epochs." in section
     assert "The mnist seed 0 run ended by the protocol's early stopping" in section and "cut short" not in section
     results["mnist"] = dataset_entry("mnist", [lit_run()])
-    both = report.literature_section({**results, "fashion-mnist": results["mnist"]}, "lit", "docs")
+    both = literature_report.literature_section({**results, "fashion-mnist": results["mnist"]}, "lit", "docs")
     assert "The fashion-mnist seed 0 and mnist seed 0 runs were cut short by this repository's time budget" in both
 
 
 def test_the_table_holds_each_run_and_the_mean_and_sd_over_the_newest_protocol():
     runs = [lit_run(0, 228.6), lit_run(1, 229.0), lit_run(0, 228.83, protocol=1)]
-    text = report.literature_section(literature_results(*runs), "lit", "docs")
+    text = literature_report.literature_section(literature_results(*runs), "lit", "docs")
     # sd = sqrt((0.2^2 + 0.2^2) / (2 - 1)) = 0.28; protocol 1's run is listed, not averaged
     mean = "| fashion-mnist | **mean ± sd over 2 runs of protocol 2** | **228.80 ± 0.28** | 228.70 ± 0.15 | +0.10 |"
     assert mean in text
@@ -365,7 +365,7 @@ def test_the_table_holds_each_run_and_the_mean_and_sd_over_the_newest_protocol()
 def test_the_distance_in_published_spreads_is_computed_from_the_results():
     entries = {"fashion-mnist": dataset_entry("fashion-mnist", [lit_run(nll=228.83)]),
                "mnist": dataset_entry("mnist", [lit_run(nll=84.61)])}  # fmt: skip
-    assert report.yardstick_reading(entries) == (
+    assert literature_report.yardstick_reading(entries) == (
         "Against it, the fashion-mnist run's +0.13 is about 0.9 σ and the mnist run's +0.16 is about 1.3 σ. Under 2 σ "
         "is what run-to-run variation alone gives: it neither shows a protocol difference nor rules one out."
     )  # 0.13 / 0.15 and 0.16 / 0.12
@@ -373,12 +373,12 @@ def test_the_distance_in_published_spreads_is_computed_from_the_results():
 
 def test_the_planned_runs_not_yet_scored_are_named():
     entries = {"fashion-mnist": dataset_entry("fashion-mnist", [lit_run(0), lit_run(1, protocol=1)])}
-    assert report.planned_reading(entries) == (
+    assert literature_report.planned_reading(entries) == (
         "Planned: seeds 0, 1 and 2 of each dataset with protocol 2; not yet scored: fashion-mnist seeds 1, 2; "
         "mnist seeds 0, 1, 2."
     )  # a run of protocol 1 is not one of them
     done = {d: dataset_entry(d, [lit_run(s) for s in (0, 1, 2)]) for d in ("fashion-mnist", "mnist")}
-    assert report.planned_reading(done) == ""
+    assert literature_report.planned_reading(done) == ""
 
 
 def test_a_results_file_of_the_first_schema_is_read_as_its_protocol_1_run():
@@ -386,5 +386,9 @@ def test_a_results_file_of_the_first_schema_is_read_as_its_protocol_1_run():
     first["config"] = {**first["config"], "seed": 0}
     old = {**literature_results(), "fashion-mnist": {**first, "published_nll": 228.7}}
     new = literature_results(lit_run(nll=228.83, protocol=1))
-    assert report.literature_section(old, "lit", "docs") == report.literature_section(new, "lit", "docs")
-    assert "| fashion-mnist | seed 0, protocol 1 | 228.83 ± 0.25 |" in report.literature_section(old, "lit", "docs")
+    assert literature_report.literature_section(old, "lit", "docs") == literature_report.literature_section(
+        new, "lit", "docs"
+    )
+    assert "| fashion-mnist | seed 0, protocol 1 | 228.83 ± 0.25 |" in literature_report.literature_section(
+        old, "lit", "docs"
+    )

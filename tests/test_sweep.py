@@ -70,7 +70,7 @@ def test_plan_runs_shared_variants_once_under_their_names():
     assert list(smoke) == ["default,seed=0", "lr=0.001,seed=0", "num_epochs=50,seed=0"]
     assert [c.num_epochs for c in smoke.values()] == [1, 1, 5] and smoke["lr=0.001,seed=0"].data_dir == "d"
     assert sw.variant_name({"beta": 2.0, "variance_head": "sigma"}, 1) == "beta=2.0,variance_head=sigma,seed=1"
-    with pytest.raises(ValueError, match=r"unknown --ablations \['colour'\]"):
+    with pytest.raises(ValueError, match=r"unknown ablations \['colour'\]"):
         sw.plan(Config(), ["colour"])
 
 
@@ -189,7 +189,7 @@ def test_a_stored_result_of_anything_else_is_refused_before_any_training(
     with pytest.raises(ValueError) as e:
         sw.sweep(runs, tmp_path / "experiments", tmp_path / "runs", settings, smoke=True, log=quiet)
     message = str(e.value)
-    assert str(path) in message and "another --out" in message
+    assert str(path) in message and "another out_dir" in message
     for text in says:
         assert text in message, f"{text!r} not in {message!r}"
     assert trained == [] and not (tmp_path / "runs").exists()

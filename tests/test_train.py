@@ -289,7 +289,7 @@ def test_an_existing_checkpoint_is_refused_without_resume_or_overwrite(tiny_conf
     with pytest.raises(CheckpointError) as e:
         fit(tiny_config, *images, out_dir=tmp_path, progress=False, callback=seen.append)
     assert str(e.value).startswith(f"{path} already holds a run")
-    assert all(option in str(e.value) for option in ("--resume", "--overwrite", "--out"))
+    assert all(option in str(e.value) for option in ("resume=True", "overwrite=True", "out_dir"))
     assert seen == [] and path.read_bytes() == before
 
 
@@ -330,7 +330,7 @@ def test_resume_refuses_another_config(tiny_config, images, tmp_path):
     fit(tiny_config, *images, out_dir=tmp_path, progress=False)
     before = (tmp_path / CHECKPOINT_NAME).read_bytes()
     other = Config(**{**tiny_config.to_dict(), "latent_dim": 8})
-    with pytest.raises(CheckpointError, match=r"another config.*'latent_dim': \(4, 8\).*another folder \(train: --out"):
+    with pytest.raises(CheckpointError, match=r"another config.*'latent_dim': \(4, 8\).*another folder \(fit: out_dir"):
         fit(other, *images, out_dir=tmp_path, resume=True, progress=False)
     other = Config(**{**tiny_config.to_dict(), "beta": 2.0})  # same shapes: it would load, and mix two runs
     with pytest.raises(CheckpointError, match=r"another config.*'beta': \(1.0, 2.0\)"):
@@ -384,7 +384,7 @@ def test_resume_refuses_a_checkpoint_of_another_data_subset(tiny_config, images,
 def test_an_out_dir_that_is_a_file_fails_before_training(tiny_config, images, tmp_path):
     (tmp_path / "run").write_text("a file")
     epochs = []
-    with pytest.raises(vfiles.OutputError, match=r"cannot use .*run as an output folder.*\(train: --out; report"):
+    with pytest.raises(vfiles.OutputError, match=r"cannot use .*run as an output folder.*\(fit: out_dir; make_report"):
         fit(tiny_config, *images, out_dir=tmp_path / "run", progress=False, callback=epochs.append)
     assert epochs == [] and (tmp_path / "run").read_text() == "a file"
 
@@ -419,7 +419,7 @@ def test_two_trainings_into_one_folder_do_not_interleave(tiny_config, images, tm
     tiny_config.num_epochs = 1
     seen = []
     with vfiles.exclusive_lock(tmp_path):  # another run holds the folder
-        with pytest.raises(vfiles.OutputError, match=r"is in use by another run.*\(train: --out; report and sweep"):
+        with pytest.raises(vfiles.OutputError, match=r"is in use by another run.*\(fit: out_dir; make_report"):
             fit(tiny_config, *images, out_dir=tmp_path, progress=False, callback=seen.append)
         assert seen == [] and not (tmp_path / CHECKPOINT_NAME).exists()
     fit(tiny_config, *images, out_dir=tmp_path, progress=False)  # free again once the other run ends

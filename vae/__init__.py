@@ -10,24 +10,3 @@ from vae.evaluate import EvalSettings, evaluate_model
 from vae.loss import Bernoulli, elbo_terms, negative_elbo
 from vae.model import VAE
 from vae.train import Callback, Run, TrainingDiverged, fit, pick_device
-
-__all__ = [
-    "VAE",
-    "Bernoulli",
-    "Callback",
-    "Config",
-    "ConfigError",
-    "Data",
-    "DataError",
-    "EvalSettings",
-    "Run",
-    "TrainingDiverged",
-    "class_names",
-    "elbo_terms",
-    "evaluate_model",
-    "fit",
-    "load_data",
-    "load_split",
-    "negative_elbo",
-    "pick_device",
-]

@@ -1,10 +1,9 @@
 """Fashion-MNIST (and MNIST) as whole tensors on a device, and the shuffled minibatches that training draws.
-
-The four raw files are fetched and checked by vae/raw_files.py: from the Debian package, a .gz, or torchvision.
-"""
+The four raw files are fetched and checked by vae/raw_files.py (the Debian package, a .gz, or torchvision)."""
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from vae.raw_files import TORCHVISION_CLASS, DataError, ensure_raw_files  # noqa: F401 (DataError: vae.data's too)
@@ -67,8 +66,18 @@ def check_images(x: torch.Tensor, name: str = "x") -> None:
         )
 
 
+def on_model_device(model, x: torch.Tensor) -> torch.Tensor:
+    """x on the device of the model's weights: the one rule for where data meets a model (a no-op if it is there)."""
+    return x.to(next(model.parameters()).device)
+
+
+def to_numpy(a) -> np.ndarray:
+    """An array of a tensor on any device (copied to the CPU), or of a list or an array."""
+    return a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
+
+
 def iterate_batches(x: torch.Tensor, batch_size: int, generator: torch.Generator):
-    """Yield shuffled minibatches of `x` (the last may be smaller), drawn with `generator` on x's device."""
-    order = torch.randperm(len(x), generator=generator, device=x.device)
+    """Yield shuffled minibatches of `x` (the last may be smaller), in an order drawn on the generator's device."""
+    order = torch.randperm(len(x), generator=generator, device=generator.device).to(x.device)
     for start in range(0, len(x), batch_size):
         yield x[order[start : start + batch_size]]

@@ -41,10 +41,10 @@ class EvalSettings:
     def __post_init__(self):
         for name in ("iw_samples", "knn_k", "tsne_max_iter", "trust_neighbors"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(self, name)!r}")
+                raise ValueError(f"settings.{name} must be an integer >= 1, got {getattr(self, name)!r}")
         if self.tsne_points < 0 or 0 < self.tsne_points <= 3 * self.tsne_perplexity:
             raise ValueError(
-                f"--tsne-points must be 0 (no t-SNE) or exceed 3 x perplexity ({self.tsne_perplexity:g}), "
+                f"settings.tsne_points must be 0 (no t-SNE) or exceed 3 x perplexity ({self.tsne_perplexity:g}), "
                 f"got {self.tsne_points}"
             )
 

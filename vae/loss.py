@@ -3,6 +3,8 @@
 import torch
 from torch.nn import functional as F
 
+from vae.data import on_model_device
+
 
 class Bernoulli:
     """p(x|z) of the original report: pixel i is 1 with probability sigmoid(logits_i).
@@ -43,7 +45,7 @@ def elbo_terms(model, x: torch.Tensor, generator: torch.Generator | None = None)
 @torch.no_grad()
 def negative_elbo(model, x: torch.Tensor, batch_size: int = 2000, seed: int = 0) -> dict[str, float]:
     """The mean negative ELBO ("loss") and its terms ("nll", "kl") over all of `x`, one seeded z per image."""
-    generator = torch.Generator(device=x.device).manual_seed(seed)
+    x, generator = on_model_device(model, x), torch.Generator().manual_seed(seed)
     nll_sum = kl_sum = 0.0
     for start in range(0, len(x), batch_size):
         nll, kl = elbo_terms(model, x[start : start + batch_size], generator)

@@ -15,10 +15,8 @@ LOGVAR_RANGE = (-30.0, 20.0)
 
 class VAE(nn.Module):
     """Encoder Linear(784, 200) + ReLU with two Linear(200, 20) heads; decoder Linear(20, 200) + ReLU, Linear(200, 784).
-
-    A model carries what shaped it: `likelihood` scores its images and `protocol` says which images it is trained
-    and scored on. Research variants (vae/research/) subclass it or replace those two.
-    """
+    It carries what shaped it: `likelihood` scores its images, `protocol` says which images it is trained and scored
+    on. Research variants (vae/research/) subclass it or replace those two."""
 
     likelihood = Bernoulli()
     protocol = GreyLevels()
@@ -46,8 +44,9 @@ class VAE(nn.Module):
         return self.enc_mu(h), self.enc_logvar(h)
 
     def reparameterize(self, mu, logvar, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z = mu + sigma * eps with eps ~ N(0, I): a sample of q(z|x) that gradients flow through."""
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        """z = mu + sigma * eps, eps ~ N(0, I) drawn on the generator's device (the CPU: the same on every device)."""
+        device = mu.device if generator is None else generator.device
+        eps = torch.randn(mu.shape, generator=generator, device=device, dtype=mu.dtype).to(mu.device)
         return mu + self.std(logvar) * eps
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 Figures are built with `matplotlib.figure.Figure`, not pyplot: nothing here picks a backend or keeps figures
 open, so scripts need no display, and a notebook shows a returned Figure inline as the cell's value.
+Losses are drawn in nats per image.
 """
 
 import os
@@ -12,6 +13,7 @@ import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
+from vae.data import on_model_device, to_numpy
 from vae.raw_files import temporary
 
 DPI = 150  # at this dpi a figure 10.5 inches wide is 1575 pixels: readable at 100 % zoom
@@ -45,7 +47,7 @@ def _show_grid(ax, images: torch.Tensor, nrow: int) -> None:
     ax.set_yticks([])
 
 
-def _centres(count: int) -> list[float]:
+def _centers(count: int) -> list[float]:
     """Pixel coordinates of the centres of `count` grid cells along one axis."""
     return [PAD + i * (SIDE + PAD) + SIDE / 2 for i in range(count)]
 
@@ -53,11 +55,17 @@ def _centres(count: int) -> list[float]:
 @torch.no_grad()
 def _decode_mean(model, z: torch.Tensor) -> torch.Tensor:
     """The images E[x|z] (N, 784) that a model draws: its likelihood's mean, e.g. the Bernoulli's sigmoid(logits)."""
-    return model.likelihood.mean(model.decode(z))
+    return model.likelihood.mean(model.decode(on_model_device(model, z))).cpu()
+
+
+@torch.no_grad()
+def _encode_mean(model, x: torch.Tensor) -> torch.Tensor:
+    """The posterior means mu (N, latent_dim) of images x (N, 784), on the model's device."""
+    return model.encode(on_model_device(model, x))[0]
 
 
 def loss_curves(history: list[dict]) -> Figure:
-    """-ELBO, BCE and KL per epoch, train and test, in nats per image, from `fit`'s history."""
+    """-ELBO, BCE and KL per epoch, train and test, from `fit`'s history."""
     epochs = [r["epoch"] for r in history]
     fig = Figure(figsize=(10.5, 3.6), layout="constrained")
     axes = fig.subplots(1, 3)
@@ -76,22 +84,19 @@ def loss_curves(history: list[dict]) -> Figure:
 
 def reconstructions(model, x: torch.Tensor, y: torch.Tensor, class_names: list[str]) -> Figure:
     """Originals (top row) over their reconstructions, the likelihood's mean of decode(mu), one per column's class."""
-    with torch.no_grad():
-        mu, _ = model.encode(x)
-    rows = {"original": x, "reconstruction": _decode_mean(model, mu)}
+    rows = {"original": x, "reconstruction": _decode_mean(model, _encode_mean(model, x))}
     names = [class_names[int(c)] for c in y]
     return image_rows(rows, names, "Test images and their reconstructions from the posterior mean μ")
 
 
 def posterior_draws(model, x: torch.Tensor, z: torch.Tensor) -> Figure:
     """One image x (784,), its decoding from mu, and the decodings of draws z (n, latent_dim) of q(z|x), in a row."""
-    with torch.no_grad():
-        mu, _ = model.encode(x.view(1, -1))  # (1, latent_dim)
-    images = torch.cat([x.view(1, -1), _decode_mean(model, torch.cat([mu, z]))])  # (2 + n, 784)
+    mu = _encode_mean(model, x.view(1, -1))  # (1, latent_dim)
+    images = torch.cat([x.view(1, -1).cpu(), _decode_mean(model, torch.cat([mu, z.to(mu.device)]))])  # (2 + n, 784)
     fig = Figure(figsize=(0.9 * len(images) + 0.6, 1.9), layout="constrained")
     ax = fig.subplots()
     _show_grid(ax, images, nrow=len(images))
-    ax.set_xticks(_centres(len(images)), ["x", "from μ", *[f"draw {i + 1}" for i in range(len(z))]], fontsize=9)
+    ax.set_xticks(_centers(len(images)), ["x", "from μ", *[f"draw {i + 1}" for i in range(len(z))]], fontsize=9)
     ax.set_title("One test image x, decoded from its mean μ and from draws z = μ + σ·ε", fontsize=10)
     return fig
 
@@ -103,16 +108,15 @@ def image_rows(rows: dict, column_labels: list[str] | None, title: str) -> Figur
     ax = fig.subplots()
     _show_grid(ax, torch.cat([images.detach().cpu() for images in rows.values()]), nrow=n)
     if column_labels is not None:
-        ax.set_xticks(_centres(n), column_labels, rotation=30, ha="right")
-    ax.set_yticks(_centres(len(rows)), list(rows))
+        ax.set_xticks(_centers(n), column_labels, rotation=30, ha="right")
+    ax.set_yticks(_centers(len(rows)), list(rows))
     ax.set_title(title)
     return fig
 
 
 def prior_samples(model, n: int = 64, seed: int = 0) -> Figure:
     """n images decoded from z ~ N(0, I) (seeded), shown as the likelihood's means in a square-ish grid."""
-    device = next(model.parameters()).device
-    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
     nrow = int(np.ceil(np.sqrt(n)))
     fig = Figure(figsize=(6, 6 * np.ceil(n / nrow) / nrow + 0.4), layout="constrained")
     ax = fig.subplots()
@@ -123,16 +127,14 @@ def prior_samples(model, n: int = 64, seed: int = 0) -> Figure:
 
 def interpolation(model, x_start: torch.Tensor, x_end: torch.Tensor, row_labels: list[str], steps: int = 10) -> Figure:
     """Each row decodes mu(start) + t (mu(end) - mu(start)) for `steps` values of t from 0 to 1."""
-    with torch.no_grad():
-        mu_a, _ = model.encode(x_start)  # (P, D)
-        mu_b, _ = model.encode(x_end)
+    mu_a, mu_b = _encode_mean(model, x_start), _encode_mean(model, x_end)  # (P, D) each
     t = torch.linspace(0, 1, steps, device=mu_a.device).view(1, steps, 1)
     z = (mu_a.unsqueeze(1) + t * (mu_b - mu_a).unsqueeze(1)).flatten(0, 1)  # (P * steps, D), row by row
     fig = Figure(figsize=(0.85 * steps + 1.6, 0.85 * len(x_start) + 0.6), layout="constrained")
     ax = fig.subplots()
     _show_grid(ax, _decode_mean(model, z), nrow=steps)
-    ax.set_yticks(_centres(len(x_start)), row_labels)
-    ax.set_xticks(_centres(steps), [f"{v:.2f}" for v in t.flatten().tolist()])
+    ax.set_yticks(_centers(len(x_start)), row_labels)
+    ax.set_xticks(_centers(steps), [f"{v:.2f}" for v in t.flatten().tolist()])
     ax.set_xlabel("t (0 = first test image's μ, 1 = second's)")
     ax.set_title("Linear interpolation in latent space between test images of different classes")
     return fig
@@ -154,18 +156,18 @@ def tsne(embedding, y, class_names: list[str], perplexity: float, seed: int, tru
 
 
 def kl_per_dim(kl, variance=None, threshold: float = 0.01) -> Figure:
-    """Bar chart of the KL per latent dim (nats per image); with `variance` (Cov_x of mu), active units in colour."""
-    kl = np.asarray(kl)
+    """Bar chart of the KL per latent dim; with `variance` (Cov_x of mu), the active units in colour."""
+    kl = to_numpy(kl)
     fig = Figure(figsize=(8, 3.6), layout="constrained")
     ax = fig.subplots()
-    colours = "C0"
+    colors = "C0"
     if variance is not None:
-        active = np.asarray(variance) > threshold
-        colours = ["C0" if a else "C7" for a in active]
+        active = to_numpy(variance) > threshold
+        colors = ["C0" if a else "C7" for a in active]
         ax.set_title(f"KL per latent dimension; {int(active.sum())} of {len(kl)} active (Cov_x(μ_j) > {threshold:g})")
     else:
         ax.set_title("KL per latent dimension")
-    ax.bar(np.arange(len(kl)), kl, color=colours)
+    ax.bar(np.arange(len(kl)), kl, color=colors)
     ax.set_xticks(np.arange(len(kl)))
     ax.set_xlabel("latent dimension j")
     ax.set_ylabel("KL(q(z_j|x) || N(0,1)), nats per image")
@@ -182,8 +184,8 @@ def class_examples(x: torch.Tensor, y: torch.Tensor, class_names: list[str], per
 
 
 def class_scatter(ax, points, y, class_names: list[str]) -> None:
-    """Scatter points (N, 2) on `ax`, one tab10 colour per class (10 distinct colours), small rasterized points."""
-    points, y = np.asarray(points), np.asarray(y)
+    """Scatter points (N, 2) on `ax`, one tab10 colour per class (10 distinct colors), small rasterized points."""
+    points, y = to_numpy(points), to_numpy(y)
     for label, name in enumerate(class_names):
         chosen = points[y == label]
         ax.scatter(chosen[:, 0], chosen[:, 1], s=2, color=f"C{label % 10}", label=name, rasterized=True)

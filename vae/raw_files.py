@@ -94,22 +94,16 @@ def _install_gz(source: Path, target: Path, count: int, remedy: str) -> None:
         tmp.write_bytes(data)
         os.replace(tmp, target)  # a reader sees no file or the whole file
     except OSError as e:  # a full disk, a read-only folder
-        raise DataError(f"cannot write {target} ({e.strerror or e}). Choose a writable --data-dir.") from e
+        raise DataError(f"cannot write {target} ({e.strerror or e}). Choose a writable data_dir.") from e
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def is_available_locally(dataset: str, data_dir) -> bool:
-    """True if the raw files, or the Debian package's files, are on this machine (no download needed)."""
-    raw, debian = raw_dir(dataset, data_dir), DEBIAN_DIR.get(dataset)
-    return all((raw / n).exists() or (debian is not None and (debian / f"{n}.gz").exists()) for n in RAW_FILES[dataset])
 
 
 def ensure_raw_files(dataset: str, data_dir, download: bool = True) -> Path:
     """Make sure the four checked raw files are in `raw_dir(dataset, data_dir)`; return that folder."""
     raw, debian = raw_dir(dataset, data_dir), DEBIAN_DIR.get(dataset)
     if Path(data_dir).exists() and not Path(data_dir).is_dir():
-        raise DataError(f"data_dir {data_dir} is a file, not a folder: pass a folder (e.g. --data-dir data).")
+        raise DataError(f"data_dir {data_dir} is a file, not a folder: pass a folder as data_dir (e.g. data).")
     missing = [n for n in RAW_FILES[dataset] if not (raw / n).exists()]
     try:
         if missing:
@@ -129,7 +123,7 @@ def ensure_raw_files(dataset: str, data_dir, download: bool = True) -> Path:
             _install_gz(source, raw / name, RAW_FILES[dataset][name], remedy)
             missing.remove(name)
     except OSError as e:  # a full disk, a read-only folder
-        raise DataError(f"cannot write in {raw} ({e.strerror or e}). Choose a writable --data-dir.") from e
+        raise DataError(f"cannot write in {raw} ({e.strerror or e}). Choose a writable data_dir.") from e
     if missing and not download:
         raise DataError(f"missing {', '.join(missing)} in {raw}. {_how_to_get(dataset, data_dir)}")
     try:

@@ -1,4 +1,5 @@
-"""Training: `fit` runs Adam on the negative ELBO and returns the model and a per-epoch history (nats per image).
+"""Training: `fit` runs Adam on the negative ELBO and returns the model and a per-epoch history. Unit of every loss:
+nats per image (a mean over images, summed over pixels and latent dimensions; never a batch sum).
 
 Research variants plug in as callbacks (`Callback`), which see and may change the training state (`Run`).
 """
@@ -32,10 +33,12 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         available = torch.cuda.is_available(), torch.backends.mps.is_available()
         return torch.device("cuda" if available[0] else "mps" if available[1] else "cpu")
-    kind = name.split(":")[0]
-    if (kind == "cuda" and not torch.cuda.is_available()) or (kind == "mps" and not torch.backends.mps.is_available()):
-        raise ConfigError(f"config.device is {name!r}, but this machine has no {kind} device; use 'auto' or 'cpu'")
-    return torch.device(name)
+    device = torch.device(name)
+    count = {"cuda": torch.cuda.device_count(), "mps": int(torch.backends.mps.is_available()), "cpu": 1}[device.type]
+    if (device.index or 0) >= count:
+        found = f"{count or 'no'} {device.type} device{'s' * (count != 1)}"
+        raise ConfigError(f"config.device is {name!r}, but this machine has {found}; use 'auto' or 'cpu'")
+    return device
 
 
 def make_optimizer(model, lr: float, optimizer=torch.optim.Adam) -> torch.optim.Optimizer:
@@ -53,7 +56,7 @@ class Run:
     config: Config
     model: VAE
     optimizer: torch.optim.Optimizer
-    generator: torch.Generator  # the batches' order and every eps
+    generator: torch.Generator  # the batches' order and every eps, on the CPU
     train_x: torch.Tensor  # (N, 784), on the model's device
     test_x: torch.Tensor  # the images the test loss is computed on: model.protocol.scored(test_x)
     history: list = field(default_factory=list)  # one record per finished epoch
@@ -76,9 +79,9 @@ class Callback:
 def fit(config: Config, train_x, test_x, callbacks=(), progress=True, label=None):
     """Train the original report's VAE on train_x (N, 784); return (model, history), one record per epoch.
 
-    Each record holds train and test loss (the negative ELBO), bce and kl, in nats per image (train: averaged over
-    the epoch's batches; test: the whole of test_x, one seeded z per image), and the seconds taken.
-    `label` (e.g. "seed 1") names the progress bar. Research configs train with vae.research.fit.
+    Each record holds train and test loss (the negative ELBO), bce and kl (train: averaged over the epoch's
+    batches; test: the whole of test_x, one seeded z per image), and the seconds taken. `label` (e.g. "seed 1")
+    names the progress bar, shown in a terminal or a notebook. Research configs train with vae.research.fit.
     """
     changed = [f"{f}={getattr(config, f)!r}" for f in RESEARCH_FIELDS if getattr(config, f) != getattr(Config(), f)]
     if changed:
@@ -93,7 +96,7 @@ def start_run(config: Config, train_x, test_x, build_model, build_optimizer) -> 
     device = pick_device(config.device)
     torch.manual_seed(config.seed)  # the model's initial weights
     model = build_model(config).to(device)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)  # on the CPU: the same draws on every device
     test_x = model.protocol.scored(test_x.to(device))
     optimizer = build_optimizer(model, config.lr)
     return Run(config, model, optimizer, generator, train_x.to(device), test_x, kl_weight=config.beta)
@@ -124,7 +127,7 @@ def train(run: Run, callbacks=(), progress=True, label=None):
                 for callback in callbacks:
                     x = callback.on_batch(run, x)
                 nll, kl = elbo_terms(run.model, x, run.generator)
-                loss = (nll + run.kl_weight * kl).mean()  # nats per image; kl_weight = 1 is the negative ELBO
+                loss = (nll + run.kl_weight * kl).mean()  # kl_weight = 1: the negative ELBO
                 run.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 run.optimizer.step()

@@ -1,18 +1,15 @@
-"""Command line: `python -m vae train|report|sweep [options]`. It builds a Config and calls the library.
+"""Command line: `python -m vae train|report|sweep|bounds|literature`. It builds a Config and calls the library.
 
 Every option is checked before any work starts; a bad one exits with a one-line message and status 2.
 """
 
 import argparse
-import contextlib
 import errno
 import inspect
 import os
 import re
-import signal
 import sys
 import tempfile
-import threading
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -20,7 +17,8 @@ from vae.config import CHOICES, Config, ConfigError
 from vae.data import DataError, load_data
 from vae.evaluate import EvalSettings
 from vae.lab.checkpoint import CheckpointError, load_checkpoint
-from vae.lab.files import OutputError
+from vae.lab.files import OUTPUT_ARGS, OutputError
+from vae.lab.interrupts import Terminated, exit_status, sigterm_as_interrupt
 from vae.lab.notebook import project_dir
 from vae.lab.runs import BEST_NAME, CHECKPOINT_NAME, fit
 from vae.research import PRESETS
@@ -41,6 +39,31 @@ def rooted(path: str) -> str:
 
 FLAGS = {"num_epochs": "--epochs"}  # a field's option, where it is not --<field-name>
 NO_OPTION = ("input_dim",)  # fields that have one valid value
+# The library's errors name its arguments and settings; here, each is named by the flag that sets it.
+LIBRARY_WORDS = {
+    OUTPUT_ARGS: "(train: --out; report and sweep: --runs-dir)",
+    "data_dir": "--data-dir",
+    "out_dir": "--out",
+    "runs_dir": "--runs-dir",
+    "resume=True": "--resume",
+    "overwrite=True": "--overwrite",
+    "ablations": "--ablations",
+    "settings.iw_samples": "--iw-samples",
+    "settings.tsne_points": "--tsne-points",
+    "options.evaluation.tsne_points": "--tsne-points",
+    "options.seeds": "--seeds",
+    "options.from_checkpoint": "--from-checkpoint",
+}
+_WORDS = "|".join(map(re.escape, sorted(LIBRARY_WORDS, key=len, reverse=True)))
+LIBRARY_WORD = re.compile(rf"(?<![\w.'\"/=-])({_WORDS})(?![\w'\"/=-])")  # a whole word: not within a path or a name
+
+
+def in_flags(e: Exception) -> str:
+    """The message of a library error, naming flags where it names arguments and settings (LIBRARY_WORDS). A
+    ConfigError's names (config.num_epochs) are shown as they are, since each field's flag is plain from its name."""
+    if isinstance(e, ConfigError):
+        return str(e)
+    return LIBRARY_WORD.sub(lambda m: LIBRARY_WORDS[m.group(1)], str(e))
 
 
 def field_help() -> dict[str, str]:
@@ -66,6 +89,13 @@ def add_config_args(parser: argparse.ArgumentParser, d: Config) -> None:
         default = rooted(default) if f.name == "data_dir" else default
         help = helps.get(f.name, f.name).replace("%", "%%") + " (default: %(default)s)"
         parser.add_argument(flag, dest=f.name, default=default, help=help, **kind)
+
+
+def add_data_args(parser: argparse.ArgumentParser, device: str) -> None:
+    parser.add_argument(
+        "--data-dir", default=rooted(DEFAULTS.data_dir), help="the dataset's folder (default: %(default)s)"
+    )
+    parser.add_argument("--device", default=device, help="default: %(default)s")
 
 
 def add_evaluation_args(parser: argparse.ArgumentParser, iw_samples: int, tsne_points: int) -> None:
@@ -156,97 +186,51 @@ def sweep(args, config: Config) -> None:
     print(f"sweep of {len(runs)} runs: {seconds:.0f} s for the runs not yet done; {len(written)} files in {args.out}/")
 
 
-def bounds_options(args):
-    if not args.ks or any(k < 1 for k in args.ks):
-        raise ValueError(f"--ks must be integers >= 1, got {args.ks}")
+def check_ks(ks: list[int]) -> None:
+    if not ks or any(k < 1 for k in ks):
+        raise ValueError(f"--ks must be integers >= 1, got {ks}")
+
+
+def bounds_options(args) -> None:
+    check_ks(args.ks)
     if not Path(args.checkpoint).is_file():
         raise ValueError(f"--checkpoint {args.checkpoint}: no such file")
-    return None
 
 
-def bounds(args, config: Config) -> None:
-    import json
-
-    from vae import plots
-    from vae.lab import figures
-    from vae.lab.checkpoint import load_model
-    from vae.lab.files import staged_writes
-    from vae.lab.literature import data_label, k_convergence, update_records
-
-    writable(args.out, "--out")
-    model, trained, _ = load_model(args.checkpoint, pick_device(config.device))
-    x_test = load_data(trained.dataset, config.data_dir)[2]  # the whole test split
-    x_test = model.protocol.scored(x_test)  # as the model was scored in training
-    found = k_convergence(model, x_test, args.ks, seed=trained.seed, label=args.label)
-    path = Path(args.out) / "k_convergence.json"
-    records = update_records(path, args.label, data_label(trained), found)
-    with staged_writes() as stage:
-        stage(path).write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
-        plots.save_figure(figures.k_convergence(records), "k_convergence", args.out, stage)
-    listing = ", ".join(f"K={r['k']}: {r['bound']:.2f} ± {r['se']:.2f}" for r in found)
-    print(f"{args.label}: {listing} nats per image; wrote {path} and k_convergence.png")
-
-
-def literature_options(args):
-    if not args.ks or any(k < 1 for k in args.ks):
-        raise ValueError(f"--ks must be integers >= 1, got {args.ks}")
+def literature_options(args) -> None:
+    check_ks(args.ks)
     for name in (BEST_NAME, CHECKPOINT_NAME):
         if not (Path(args.run_dir) / name).is_file():
             raise ValueError(
                 f"--run-dir {args.run_dir} has no {name}: train it with `python -m vae train --preset literature`"
             )
-    return None
+
+
+def bounds(args, config: Config) -> None:
+    from vae.lab.bounds import score_checkpoint
+
+    writable(args.out, "--out")
+    device = pick_device(config.device)
+    found = score_checkpoint(args.checkpoint, args.out, args.ks, args.label, config.data_dir, device)
+    listing = ", ".join(f"K={r['k']}: {r['bound']:.2f} ± {r['se']:.2f}" for r in found)
+    print(
+        f"{args.label}: {listing} nats per image; wrote {Path(args.out) / 'k_convergence.json'} and k_convergence.png"
+    )
 
 
 def literature(args, config: Config) -> None:
-    import json
-    import time
-
-    from vae import plots
-    from vae.lab import figures
-    from vae.lab import literature as lit
-    from vae.lab.checkpoint import load_checkpoint, load_model
-    from vae.lab.files import staged_writes
-    from vae.lab.pipeline import versions
-    from vae.research.training import stopped_early
+    from vae.lab.bounds import score_literature_run
 
     writable(args.out, "--out")
-    run, out = Path(args.run_dir), Path(args.out)
-    model, trained, best = load_model(run / BEST_NAME, pick_device(config.device))  # the best validation epoch
-    if not (trained.binarize and trained.validation_images):
-        raise ValueError(f"{run} is not a run of the literature protocol (binarised, with a validation split)")
-    state = load_checkpoint(run / CHECKPOINT_NAME)
-    history = state["history"]  # every epoch so far
-    protocol = state["data_sizes"].get("validation_protocol", 1)  # none was stored before protocol 2
-    x_test = model.protocol.scored(load_data(trained.dataset, config.data_dir)[2])  # as scored in training
-    found = lit.k_convergence(model, x_test, args.ks, seed=trained.seed, label=trained.dataset)
-    results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
-    results |= {d: lit.upgraded(d, results[d]) for d in lit.PUBLISHED_NLL if d in results}  # one schema in the file
-    stopped = stopped_early(history, trained)
-    scored = lit.run_entry(trained, history, len(best), found, stopped, protocol)
-    entry = results[trained.dataset] = lit.with_run(trained.dataset, results.get(trained.dataset), scored)
-    path = out / "k_convergence.json"
-    if lit.convergence_run(entry) == scored:  # seed 0 of the newest protocol: its records replace the model's
-        records = lit.update_records(path, lit.model_label(trained.dataset), lit.data_label(trained), found)
-    else:
-        records = json.loads(path.read_text()) if path.exists() else []
-    results |= {
-        "k_convergence": records,
-        "continuous_bernoulli": lit.continuous_bernoulli(Path(args.sweep_dir) / "runs"),
-    }
-    results |= {"versions": versions(), "date": time.strftime("%Y-%m-%d")}
-    with staged_writes() as stage:
-        stage(out / "k_convergence.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
-        stage(out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-        plots.save_figure(figures.k_convergence(records), "k_convergence", out, stage)
-        plots.save_figure(figures.literature_training(results), "training", out, stage)
+    device = pick_device(config.device)
+    run, entry = score_literature_run(args.run_dir, args.out, args.ks, args.sweep_dir, config.data_dir, device)
     over = f" ± {entry['iwae_nll_sd']:.2f}" if entry["iwae_nll_sd"] is not None else ""
     print(
-        f"{trained.dataset}, seed {trained.seed}, protocol {protocol}: test NLL {scored['iwae_nll']:.2f} ± "
-        f"{scored['iwae_nll_se']:.2f} nats per image (IWAE, K = {scored['iw_samples']}), best epoch {len(best)} of "
-        f"{len(history)}{' (stopped early)' if stopped else ''}; over {entry['n_runs']} run(s) of protocol "
-        f"{entry['protocol']}: {entry['iwae_nll_mean']:.2f}{over}, published {entry['published_nll']:.2f} ± "
-        f"{entry['published_sd']:.2f}; wrote {out}/results.json and figures"
+        f"{run['config']['dataset']}, seed {run['seed']}, protocol {run['validation_protocol']}: test NLL "
+        f"{run['iwae_nll']:.2f} ± {run['iwae_nll_se']:.2f} nats per image (IWAE, K = {run['iw_samples']}), best epoch "
+        f"{run['best_epoch']} of {run['epochs']}{' (stopped early)' if run['stopped_early'] else ''}; over "
+        f"{entry['n_runs']} run(s) of protocol {entry['protocol']}: {entry['iwae_nll_mean']:.2f}{over}, published "
+        f"{entry['published_nll']:.2f} ± {entry['published_sd']:.2f}; wrote {Path(args.out)}/results.json and figures"
     )
 
 
@@ -294,8 +278,7 @@ def add_sweep_command(commands) -> None:
         "in OUT/runs/<name>.json and reused if it matches, so an interrupted sweep resumes where it stopped.",
         epilog="example: python -m vae sweep --ablations kl_weight --seeds 0",
     )
-    p.add_argument("--data-dir", default=rooted(DEFAULTS.data_dir), help="the dataset's folder (default: %(default)s)")
-    p.add_argument("--device", default="cpu", help="default: %(default)s")
+    add_data_args(p, device="cpu")
     p.add_argument(
         "--ablations", nargs="+", help="any of variance_head kl_weight latent_dim data_protocol training (default: all)"
     )
@@ -308,6 +291,11 @@ def add_sweep_command(commands) -> None:
     p.set_defaults(run=sweep, options=sweep_options)
 
 
+def add_scoring_args(parser: argparse.ArgumentParser) -> None:  # bounds' and literature's
+    parser.add_argument("--ks", type=int, nargs="+", default=[1, 10, 100, 1000, 5000], help="default: %(default)s")
+    parser.add_argument("--out", default=rooted("figures/literature"), help="default: %(default)s")
+
+
 def add_bounds_command(commands) -> None:
     p = commands.add_parser(
         "bounds",
@@ -318,11 +306,9 @@ def add_bounds_command(commands) -> None:
         epilog="example: python -m vae bounds --checkpoint 'runs/default,seed=0/checkpoint.pt' --label default",
     )
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by train or report")
-    p.add_argument("--ks", type=int, nargs="+", default=[1, 10, 100, 1000, 5000], help="default: %(default)s")
+    add_scoring_args(p)
     p.add_argument("--label", default="default", help="the model's name in the table (default: %(default)s)")
-    p.add_argument("--out", default=rooted("figures/literature"), help="default: %(default)s")
-    p.add_argument("--data-dir", default=rooted(DEFAULTS.data_dir), help="the dataset's folder (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="default: %(default)s")
+    add_data_args(p, device="auto")
     p.set_defaults(run=bounds, options=bounds_options)
 
 
@@ -337,11 +323,9 @@ def add_literature_command(commands) -> None:
         epilog="example: python -m vae literature --run-dir runs/literature/fashion-mnist",
     )
     p.add_argument("--run-dir", required=True, help="the --out folder of the training run")
-    p.add_argument("--ks", type=int, nargs="+", default=[1, 10, 100, 1000, 5000], help="default: %(default)s")
-    p.add_argument("--out", default=rooted("figures/literature"), help="default: %(default)s")
+    add_scoring_args(p)
     p.add_argument("--sweep-dir", default=rooted("figures/experiments"), help="stored sweep (default: %(default)s)")
-    p.add_argument("--data-dir", default=rooted(DEFAULTS.data_dir), help="the dataset's folder (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="default: %(default)s")
+    add_data_args(p, device="auto")
     p.set_defaults(run=literature, options=literature_options)
 
 
@@ -370,41 +354,20 @@ def main(argv=None) -> int:
         config = Config(**{k: v for k, v in vars(args).items() if k in names})
         args.options = args.options(args) if args.options else None
     except (ConfigError, ValueError) as e:
-        parser.error(str(e))
+        parser.error(in_flags(e))
     try:
         with sigterm_as_interrupt():
             args.run(args, config)
     except ConfigError as e:  # found only once the data is loaded, e.g. a batch larger than the dataset
-        parser.error(str(e))
+        parser.error(in_flags(e))
     except (DataError, CheckpointError, TrainingDiverged, OutputError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {in_flags(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated); every staged write has been undone
         how = "terminated" if isinstance(e, Terminated) else "interrupted"
         print(f"\n{how}: {what_is_saved(args)}.", file=sys.stderr)
-        return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
+        return exit_status(e)
     return 0
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so that it ends as Ctrl-C does: clean-up runs, one line is printed."""
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """During the block, SIGTERM raises Terminated (unless it is ignored, or this is not the main thread)."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
-        yield
-        return
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def what_is_saved(args) -> str:

@@ -102,7 +102,7 @@ def training_length(runs: list) -> Figure:
 def k_convergence(records: list[dict]) -> Figure:
     """The IWAE bound against K (log scale), ± its standard error: a panel per test data, a line per model."""
     datasets = list(dict.fromkeys(r["dataset"] for r in records))
-    models = list(dict.fromkeys(r["model"] for r in records))  # a model keeps its colour across panels
+    models = list(dict.fromkeys(r["model"] for r in records))  # a model keeps its color across panels
     fig = Figure(figsize=(7, 1 + 3.2 * len(datasets)), layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(datasets), 1, sharex=True))
     for ax, dataset in zip(axes, datasets, strict=True):
@@ -137,7 +137,7 @@ def loss_readings(readings: list[dict], original: tuple) -> Figure:
         x, y = 1 + r["first_error"], 1 + r["last_error"]
         i = models.index(r["model"])  # concentric hollow markers, so that coinciding readings all show
         ax.plot(x, y, marks[r["reading"]], color=f"C{i}", ms=14 - 4 * i, mfc="none", mew=2)
-    for i, model in enumerate(models):  # legend entries: colour = model, marker = reading
+    for i, model in enumerate(models):  # legend entries: color = model, marker = reading
         ax.plot([], [], "o", color=f"C{i}", label=model)
     for reading, mark in marks.items():
         ax.plot([], [], mark, color="0.4", label=reading)
@@ -164,15 +164,15 @@ def literature_training(results: dict) -> Figure:
             who = f"seed {r['seed']}: " if len(runs) > 1 else ""
             epochs = range(1, len(r["curve"]["test_loss"]) + 1)
             (line,) = ax.plot(epochs, r["curve"]["val_loss"], lw=1, label=f"{who}validation −ELBO")
-            colour = line.get_color()
-            ax.plot(epochs, r["curve"]["test_loss"], lw=1, ls=":", color=colour, label=f"{who}test −ELBO")
+            color = line.get_color()
+            ax.plot(epochs, r["curve"]["test_loss"], lw=1, ls=":", color=color, label=f"{who}test −ELBO")
             nll = f"{who}test NLL, IWAE K = {r['iw_samples']}: {r['iwae_nll']:.2f}"
             ax.errorbar(
                 r["best_epoch"],
                 r["iwae_nll"],
                 yerr=r["iwae_nll_se"],
                 fmt="o",
-                color=colour,
+                color=color,
                 mec="k",
                 capsize=4,
                 label=nll,

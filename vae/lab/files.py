@@ -16,7 +16,8 @@ except ImportError:  # Windows: exclusive_lock takes no lock
     fcntl = None
 
 LOCK_NAME = ".lock"
-ELSEWHERE = "write elsewhere (train: --out; report and sweep: --runs-dir)"
+OUTPUT_ARGS = "(fit: out_dir; make_report: options.runs_dir; sweep: runs_dir)"  # the arguments naming the folder
+ELSEWHERE = f"write elsewhere {OUTPUT_ARGS}"
 
 
 class OutputError(OSError):
@@ -82,7 +83,7 @@ def staged_writes():
     """Yield stage(path) -> a temporary beside `path`; if the block succeeds rename each over its path, else none.
 
     Each file is replaced atomically: a reader sees its old or its new version, whole. The set is renamed file by
-    file, without a lock: two processes writing the same paths at once (two reports into one --fig-dir) each
+    file, without a lock: two processes writing the same paths at once (two reports into one fig_dir) each
     leave whole files, but possibly a mix of both sets.
     """
     staged = {}  # temporary -> destination, in the order staged

@@ -64,7 +64,7 @@ def run_entry(
     return {
         "seed": config.seed,
         "validation_protocol": protocol,  # vae.train.VALIDATION_PROTOCOL of its checkpoint; 1 where none is stored
-        "iwae_nll": final["bound"],  # nats per image, on the fixed binarised test set
+        "iwae_nll": final["bound"],  # on the fixed binarised test set
         "iwae_nll_se": final["se"],  # standard error over the test images
         "iw_samples": final["k"],
         "epochs": len(history),  # trained so far; the protocol allows up to config.num_epochs
@@ -128,7 +128,7 @@ def continuous_bernoulli(sweep_runs: Path) -> dict | None:
         return None
     test_loss, iwae = (sum(r["metrics"][key] for r in results) / len(results) for key in ("test_loss", "iwae_nll"))
     return {
-        "test_loss": test_loss,  # mean over seeds, nats per image, on the [0, 1] grey-level test images
+        "test_loss": test_loss,  # mean over seeds, on the [0, 1] grey-level test images
         "iwae_nll": iwae,
         "iw_samples": results[0]["evaluation"]["iw_samples"],
         "seeds": [r["config"]["seed"] for r in results],
@@ -137,7 +137,7 @@ def continuous_bernoulli(sweep_runs: Path) -> dict | None:
 
 
 def k_convergence(model, x, ks=(1, 10, 100, 1000, 5000), seed: int = 0, progress=True, label=None) -> list[dict]:
-    """The IWAE bound on -log p(x) at each K: {"k", "bound": mean over x, "se": its standard error}, nats per image.
+    """The IWAE bound on -log p(x) at each K: {"k", "bound": mean over x, "se": its standard error}.
 
     K = 1 estimates the -ELBO; the bound falls towards -log p(x) as K grows, which is why a paper's K must be matched.
     Each K gets its own bar (iwae_nll's, prefixed with `label`), unless progress=False.

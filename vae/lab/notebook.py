@@ -44,8 +44,8 @@ def from_params(cls, params: dict, **fixed):
         return cls(**params, **fixed)
     except ValueError as e:
         message = str(e)
-        for name in params:  # the field as the library spells it: config.num_epochs, or --iw-samples
-            message = re.sub(rf"(config\.|--){name.replace('_', '[_-]')}\b", f"VAE_{name.upper()}", message)
+        for name in params:  # the field as the library spells it: config.num_epochs, settings.iw_samples
+            message = re.sub(rf"\b(config|settings)\.{name}\b", f"VAE_{name.upper()}", message)
         raise type(e)(message) from None
 
 

@@ -93,13 +93,13 @@ class ReportOptions:
 
     def __post_init__(self):
         if not self.seeds or any(not 0 <= s < 2**63 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"--seeds must be distinct integers in [0, 2**63), got {self.seeds}")
+            raise ValueError(f"options.seeds must be distinct integers in [0, 2**63), got {self.seeds}")
         if self.from_checkpoint is not None and len(self.seeds) > 1:
-            raise ValueError("--from-checkpoint evaluates one model: give it without --seeds")
+            raise ValueError("options.from_checkpoint evaluates one model: give it a single seed in options.seeds")
         if self.from_checkpoint is not None and not Path(self.from_checkpoint).is_file():
-            raise ValueError(f"--from-checkpoint {self.from_checkpoint}: no such file")
+            raise ValueError(f"options.from_checkpoint {self.from_checkpoint}: no such file")
         if not self.evaluation.tsne_points:
-            raise ValueError("--tsne-points must be >= 1: the report draws a t-SNE")
+            raise ValueError("options.evaluation.tsne_points must be >= 1: the report draws a t-SNE")
         scratch = Path(SMOKE_DIR) if self.smoke else None
         self.fig_dir = self.fig_dir or str(scratch / "figures" if scratch else "figures")
         self.report_path = self.report_path or str(scratch / "REPORT.md" if scratch else "REPORT.md")
@@ -138,6 +138,8 @@ def versions() -> dict:
         "matplotlib": matplotlib.__version__,
         "platform": platform.platform(),
         "processor": _cpu(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "mps": torch.backends.mps.is_available(),
         "torch_threads": torch.get_num_threads(),
         "git_commit": _git("rev-parse", "HEAD"),
         "git_vae_modified": None if changed is None else bool(changed),
@@ -180,6 +182,7 @@ def evaluate_stored(model, config: Config, checkpoint: Path, sha256: str, data, 
         "seed": config.seed,
         "binarize": config.binarize,
         "likelihood": config.likelihood,
+        "device": next(model.parameters()).device.type,  # the rounding differs between device types
     }
 
     def compute():
@@ -286,18 +289,23 @@ def render_report(metrics: dict, options: ReportOptions) -> str:
     )
 
 
+def smoke_sized(config: Config, options: ReportOptions) -> tuple[Config, ReportOptions]:
+    """With options.smoke, the config and evaluation settings cut to SMOKE's sizes; else both unchanged."""
+    if not options.smoke:
+        return config, options
+    settings = options.evaluation
+    small = {"iw_samples": min(settings.iw_samples, SMOKE["iw_samples"]), "tsne_max_iter": 250}
+    small["tsne_points"] = min(settings.tsne_points, SMOKE["tsne_points"])
+    return replace(config, num_epochs=SMOKE["num_epochs"]), replace(options, evaluation=replace(settings, **small))
+
+
 def make_report(config: Config, options: ReportOptions, progress: bool = True) -> dict:
     """Train/load, evaluate, and write figures, metrics.json and REPORT.md as one set; return the metrics.
 
     If anything fails (a full disk, an interruption) before the end, none of the previous outputs is replaced.
     """
     start, stamp = time.perf_counter(), versions()  # the commit of the code that makes the numbers
-    if options.smoke:
-        config = replace(config, num_epochs=SMOKE["num_epochs"])
-        settings = options.evaluation
-        small = {"iw_samples": min(settings.iw_samples, SMOKE["iw_samples"]), "tsne_max_iter": 250}
-        small["tsne_points"] = min(settings.tsne_points, SMOKE["tsne_points"])
-        options = replace(options, evaluation=replace(settings, **small))
+    config, options = smoke_sized(config, options)
     subset = {k: SMOKE[k] for k in ("train_images", "test_images")} if options.smoke else {}
     device = pick_device(config.device)
     x_train, y_train, x_test, y_test = load_data(config.dataset, config.data_dir, device=device, **subset)

@@ -7,7 +7,7 @@ from pathlib import Path
 from vae import research
 from vae.config import RUNTIME_FIELDS, Config, run_name
 from vae.lab.checkpoint import CheckpointError, load_checkpoint, load_model, load_weights, save_checkpoint
-from vae.lab.files import exclusive_lock, mismatch, remove_stale_temporaries
+from vae.lab.files import OUTPUT_ARGS, exclusive_lock, mismatch, remove_stale_temporaries
 from vae.progress import live_bar
 from vae.research.training import VALIDATION_PROTOCOL, stopped_early
 from vae.train import Callback, Run, TrainingDiverged, pick_device
@@ -50,15 +50,15 @@ def _previous_state(path: Path, config: Config, sizes: dict, resume: bool, overw
         return None
     if not resume:
         raise CheckpointError(
-            f"{path} already holds a run. Add --resume to continue it, --overwrite to replace it, "
-            "or choose another --out."
+            f"{path} already holds a run. Pass resume=True to continue it, overwrite=True to replace it, "
+            "or choose another out_dir."
         )
     state = load_checkpoint(path)
     problem = reuse_problem(state, config, sizes)
     if problem:
         raise CheckpointError(
             f"cannot resume {path}: {problem}. Resume with the same settings, or write into another folder "
-            "(train: --out; report and sweep: --runs-dir)."
+            f"{OUTPUT_ARGS}."
         )
     return state
 

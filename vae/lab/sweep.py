@@ -95,7 +95,7 @@ def plan(base: Config, ablations=None, seeds=SEEDS, smoke: bool = False) -> dict
     """The distinct runs of the chosen ablations: name -> config (variants shared by ablations run once)."""
     unknown = sorted(set(ablations or ()) - set(ABLATIONS))
     if unknown:
-        raise ValueError(f"unknown --ablations {unknown}; choose from {list(ABLATIONS)}")
+        raise ValueError(f"unknown ablations {unknown}; choose from {list(ABLATIONS)}")
     runs = {}
     for ablation in ablations or ABLATIONS:
         for _, overrides in ABLATIONS[ablation]:
@@ -199,7 +199,7 @@ def _done(path: Path, config: Config, smoke: bool, evaluation: dict) -> bool:
     if diff := mismatch(found, wanted):
         raise ValueError(
             f"{path} holds a result of another config, data subset or evaluation: (stored, requested) = {diff}. "
-            "Write this sweep into another --out, or delete that file to recompute it."
+            "Write this sweep into another out_dir, or delete that file to recompute it."
         )
     return True
 

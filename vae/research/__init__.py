@@ -8,10 +8,10 @@ from functools import partial
 
 import torch
 
-from vae.config import Config
+from vae.config import Config, ConfigError
 from vae.model import VAE
 from vae.research.likelihoods import ContinuousBernoulli
-from vae.research.models import GatedVAE, SigmaHeadVAE, SoftplusHeadVAE, with_bf16
+from vae.research.models import GatedVAE, SigmaHeadVAE, SoftplusHeadVAE, bf16_problem, with_bf16
 from vae.research.training import (
     AdamNormGrad,
     Binarized,
@@ -20,7 +20,7 @@ from vae.research.training import (
     KLWarmup,
     ValidationSplit,
 )
-from vae.train import make_optimizer, start_run, train
+from vae.train import make_optimizer, pick_device, start_run, train
 
 # The Gaussian-prior VAE baseline of Norouzi et al. (2020), each setting sourced in docs/literature-protocol.md.
 PRESETS = {  # name -> the Config fields it sets
@@ -66,6 +66,8 @@ def callbacks(config: Config) -> list:
 
 def fit(config: Config, train_x, test_x, extra_callbacks=(), progress=True, label=None):
     """vae.fit for any config: its model, optimizer and callbacks (then `extra_callbacks`); returns (model, history)."""
+    if config.precision == "bf16" and (why := bf16_problem(pick_device(config.device))):
+        raise ConfigError(f"config.precision='bf16' is refused here: {why}, and slower than fp32. Use 'fp32'.")
     optimizer = AdamNormGrad if config.optimizer == "adam-normgrad" else torch.optim.Adam
     run = start_run(config, train_x, test_x, build_model, partial(make_optimizer, optimizer=optimizer))
     return train(run, [*callbacks(config), *extra_callbacks], progress, label)

@@ -8,8 +8,9 @@ from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 from torch.distributions import Normal
 
+from vae.data import to_numpy
 from vae.evaluate import knn_accuracy, tsne_embedding
-from vae.plots import _centres, _decode_mean, _show_grid, class_scatter
+from vae.plots import _centers, _decode_mean, _show_grid, class_scatter
 from vae.progress import step
 
 
@@ -29,7 +30,7 @@ def embeddings(maps: dict, y, class_names: list[str]) -> Figure:
 
 def latent_scatter(mu, y, class_names: list[str]) -> Figure:
     """The posterior means mu (N, 2) of a latent_dim=2 model, coloured by class, on the prior's axes."""
-    mu = np.asarray(torch.as_tensor(mu).cpu())
+    mu = to_numpy(mu)
     if mu.ndim != 2 or mu.shape[1] != 2:
         raise ValueError(f"latent_scatter needs mu of shape (N, 2), got {mu.shape}")
     fig = Figure(figsize=(8, 7), layout="constrained")
@@ -59,14 +60,13 @@ def manifold_grid(model, n: int = 15, p_min: float = 0.05) -> Figure:
     if model.latent_dim != 2:
         raise ValueError(f"manifold_grid needs a model with latent_dim=2, got latent_dim={model.latent_dim}")
     values = manifold_coordinates(n, p_min)
-    device = next(model.parameters()).device
     z = torch.stack(torch.meshgrid(values.flip(0), values, indexing="ij")[::-1], dim=-1).view(-1, 2)  # (n*n, 2)
     fig = Figure(figsize=(8, 8), layout="constrained")
     ax = fig.subplots()
-    _show_grid(ax, _decode_mean(model, z.to(device)), nrow=n)
+    _show_grid(ax, _decode_mean(model, z), nrow=n)
     labels = [f"{v:.1f}" for v in values.tolist()]
-    ax.set_xticks(_centres(n), labels, fontsize=9, rotation=90)
-    ax.set_yticks(_centres(n), labels[::-1], fontsize=9)
+    ax.set_xticks(_centers(n), labels, fontsize=9, rotation=90)
+    ax.set_yticks(_centers(n), labels[::-1], fontsize=9)
     ax.set_xlabel("z_1")
     ax.set_ylabel("z_2")
     ax.set_title(f"Decoded 2-D latent space at N(0,1) quantiles {p_min:g} … {1 - p_min:g}")
@@ -82,8 +82,8 @@ def latent_traversal(model, z: torch.Tensor, dims, values, row_labels: list[str]
     fig = Figure(figsize=(0.9 * len(values) + 1.6, 0.9 * len(dims) + 0.8), layout="constrained")
     ax = fig.subplots()
     _show_grid(ax, _decode_mean(model, rows.view(-1, z.numel())), nrow=len(values))
-    ax.set_yticks(_centres(len(dims)), row_labels or [f"z[{d}]" for d in dims])
-    ax.set_xticks(_centres(len(values)), [f"{v:.1f}" for v in values.tolist()])
+    ax.set_yticks(_centers(len(dims)), row_labels or [f"z[{d}]" for d in dims])
+    ax.set_xticks(_centers(len(values)), [f"{v:.1f}" for v in values.tolist()])
     ax.set_xlabel("value given to the row's latent dimension")
     ax.set_title("Latent traversal: one dimension changed at a time")
     return fig
@@ -91,8 +91,8 @@ def latent_traversal(model, z: torch.Tensor, dims, values, row_labels: list[str]
 
 def pca_features(train_features, test_features, n_components: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """PCA (scikit-learn) fitted on the training features; both sets projected onto its first n_components."""
-    pca = PCA(n_components=n_components, random_state=seed).fit(np.asarray(train_features))
-    return pca.transform(np.asarray(train_features)), pca.transform(np.asarray(test_features))
+    pca = PCA(n_components=n_components, random_state=seed).fit(to_numpy(train_features))
+    return pca.transform(to_numpy(train_features)), pca.transform(to_numpy(test_features))
 
 
 def compare_representations(
@@ -105,7 +105,7 @@ def compare_representations(
     Each kNN and t-SNE is named on stderr while it runs (vae.progress.step), unless progress=False.
     """
     train_mu, test_mu, x_train, x_test, y_train, y_test = (
-        np.asarray(torch.as_tensor(a).cpu()) for a in (train_mu, test_mu, x_train, x_test, y_train, y_test)
+        to_numpy(a) for a in (train_mu, test_mu, x_train, x_test, y_train, y_test)
     )
     d, n = train_mu.shape[1], min(tsne_points, len(x_test))
     train_pca, test_pca = pca_features(x_train, x_test, d, seed)

@@ -81,3 +81,21 @@ class BF16Autocast:
 def with_bf16(cls: type) -> type:
     """The class `cls` with BF16Autocast mixed in (one class per VAE class)."""
     return type(f"BF16{cls.__name__}", (BF16Autocast, cls), {})
+
+
+def bf16_problem(device: torch.device) -> str | None:
+    """Why bf16 autocast on `device` would not run on bfloat16 hardware (emulated, so slower than fp32, or turned off
+    without a word); None where it does: CUDA of compute capability 8.0 or more, a CPU with AMX or AVX512-BF16, MPS
+    with torch 2.6 or newer."""
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return None if major >= 8 else f"this GPU (compute capability {major}.{minor}) has no bf16 units (8.0 has)"
+    if device.type == "mps":
+        version = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2])
+        return None if version >= (2, 6) else f"torch {torch.__version__} turns bf16 autocast off on MPS (2.6 does not)"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        return "this system does not say (no /proc/cpuinfo) whether its CPU has AMX or AVX512-BF16"
+    return None if flags & {"amx_bf16", "avx512_bf16"} else "this CPU has neither AMX nor AVX512-BF16: bf16 is emulated"

@@ -20,8 +20,11 @@ VALIDATION_PROTOCOL = 2
 
 
 def fixed_binarization(x: torch.Tensor, seed: int = TEST_BINARIZATION_SEED) -> torch.Tensor:
-    """One seeded binarisation of x (N, 784) in [0, 1]: each pixel is 1 with probability its grey level."""
-    return torch.bernoulli(x, generator=torch.Generator(device=x.device).manual_seed(seed))
+    """One seeded binarisation of x (N, 784) in [0, 1]: each pixel is 1 with probability its grey level.
+
+    Drawn on the CPU, so that every device gets the same binary images.
+    """
+    return torch.bernoulli(x.cpu(), generator=torch.Generator().manual_seed(seed)).to(x.device)
 
 
 class Binarized:
@@ -36,10 +39,10 @@ class Binarized:
 
 
 class DynamicBinarization(Callback):
-    """Each batch binarised afresh: pixel ~ Bernoulli(grey level), drawn from the run's generator."""
+    """Each batch binarised afresh: pixel ~ Bernoulli(grey level), drawn from the run's (CPU) generator."""
 
     def on_batch(self, run: Run, x: torch.Tensor) -> torch.Tensor:
-        return torch.bernoulli(x, generator=run.generator)
+        return torch.bernoulli(x.to(run.generator.device), generator=run.generator).to(x.device)
 
 
 def kl_weight(config: Config, epoch: int) -> float:
