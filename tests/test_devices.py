@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from vae import VAE, Config, ConfigError
-from vae.data import iterate_batches, on_model_device
+from vae.data import iterate_batches
+from vae.devices import on_model_device
 from vae.loss import elbo_terms
 from vae.research import fit
 from vae.research import models as vmodels

@@ -1,8 +1,4 @@
-"""A small, tested Variational Autoencoder for Fashion-MNIST: config -> data -> model -> loss -> train -> evaluate.
-
-The core, vae/*.py, is the original report's experiment. Research variants are in vae/research/, and the
-reproduction machinery (runs on disk, checkpoints, the report, the sweep, the command line) in vae/lab/.
-"""
+"""A small, tested VAE for Fashion-MNIST. The core, vae/*.py: the original report; vae/research/, vae/lab/ above."""
 
 from vae.config import Config, ConfigError
 from vae.data import Data, DataError, class_names, load_data, load_split

@@ -3,7 +3,6 @@ The four raw files are fetched and checked by vae/raw_files.py (the Debian packa
 
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
 from vae.raw_files import TORCHVISION_CLASS, DataError, ensure_raw_files  # noqa: F401 (DataError: vae.data's too)
@@ -64,16 +63,6 @@ def check_images(x: torch.Tensor, name: str = "x") -> None:
             f"{name} must hold pixel values in [0, 1], but image {i} has {found}: "
             "divide 0-255 pixels by 255, and remove images with NaNs."
         )
-
-
-def on_model_device(model, x: torch.Tensor) -> torch.Tensor:
-    """x on the device of the model's weights: the one rule for where data meets a model (a no-op if it is there)."""
-    return x.to(next(model.parameters()).device)
-
-
-def to_numpy(a) -> np.ndarray:
-    """An array of a tensor on any device (copied to the CPU), or of a list or an array."""
-    return a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
 
 
 def iterate_batches(x: torch.Tensor, batch_size: int, generator: torch.Generator):

@@ -3,7 +3,7 @@
 import torch
 from torch.nn import functional as F
 
-from vae.data import on_model_device
+from vae.devices import on_model_device
 
 
 class Bernoulli:

@@ -13,7 +13,7 @@ import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
-from vae.data import on_model_device, to_numpy
+from vae.devices import on_model_device, to_numpy
 from vae.raw_files import temporary
 
 DPI = 150  # at this dpi a figure 10.5 inches wide is 1575 pixels: readable at 100 % zoom

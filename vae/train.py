@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from vae.config import RESEARCH_FIELDS, Config, ConfigError
 from vae.data import check_images, iterate_batches
+from vae.devices import pick_device
 from vae.loss import elbo_terms, negative_elbo
 from vae.model import VAE
 from vae.progress import live_bar
@@ -26,19 +27,6 @@ class TrainingDiverged(RuntimeError):
             f"Lower the learning rate (now {lr}) or check the data for NaNs."
         )
         self.where, self.lr, self.history = where, lr, history
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' -> cuda if available, else mps, else cpu; an explicit device must exist."""
-    if name == "auto":
-        available = torch.cuda.is_available(), torch.backends.mps.is_available()
-        return torch.device("cuda" if available[0] else "mps" if available[1] else "cpu")
-    device = torch.device(name)
-    count = {"cuda": torch.cuda.device_count(), "mps": int(torch.backends.mps.is_available()), "cpu": 1}[device.type]
-    if (device.index or 0) >= count:
-        found = f"{count or 'no'} {device.type} device{'s' * (count != 1)}"
-        raise ConfigError(f"config.device is {name!r}, but this machine has {found}; use 'auto' or 'cpu'")
-    return device
 
 
 def make_optimizer(model, lr: float, optimizer=torch.optim.Adam) -> torch.optim.Optimizer:

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 from torch.distributions import Normal
 
-from vae.data import to_numpy
+from vae.devices import to_numpy
 from vae.evaluate import knn_accuracy, tsne_embedding
 from vae.plots import _centers, _decode_mean, _show_grid, class_scatter
 from vae.progress import step
