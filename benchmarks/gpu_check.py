@@ -87,16 +87,17 @@ def compare(fig_dir: Path, rehearsal: bool) -> dict:
 def time_iwae(checkpoint: str, device: str, k: int, images: int, rows: int) -> dict:
     """Seconds, images/s of vae.evaluate.iwae_nll on the first `images` test images (rows 0: its default), warmed up."""
     from vae.data import load_split
-    from vae.evaluate import iwae_nll
+    from vae.evaluate import ACCELERATOR_ROWS, iwae_nll, iwae_steps
     from vae.lab.checkpoint import load_model
 
     model, _, _ = load_model(checkpoint, device)
     x = load_split("fashion-mnist", "test", ROOT / "data", device=device)[0][:images]  # (N, 784)
     kw = {"rows": rows} if rows else {}  # else iwae_nll's own default
-    iwae_nll(model, x[: max(1, rows // k)], k, progress=False, **kw).sum().item()  # warm-up; .item() waits for it
+    warm_up = x[: iwae_steps(k, rows or ACCELERATOR_ROWS)[1]]  # one step
+    iwae_nll(model, warm_up, k, progress=False, **kw).sum().item()  # .item() waits for it
     start = time.perf_counter()
     nll = iwae_nll(model, x, k, progress=False, **kw).mean().item()
-    seconds, per_step = time.perf_counter() - start, max(1, rows // k) * k if rows else None
+    seconds, per_step = time.perf_counter() - start, iwae_steps(k, rows)[1] * k if rows else None
     return {"seconds": seconds, "images_per_s": len(x) / seconds, "nll": nll, "rows": per_step}
 
 

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from vae import Config, fit, load_split
+from vae.devices import pick_device
 from vae.loss import Bernoulli
 from vae.model import VAE
 
@@ -36,8 +37,9 @@ def matmul_flops(device: torch.device, n: int = 2048, repeats: int = 20) -> floa
 
 
 def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    """Wait for the device's queued kernels, so that a timer measures them."""
+    if device.type in ("cuda", "mps"):
+        getattr(torch, device.type).synchronize()
 
 
 def conventional_epoch(config: Config, device: torch.device) -> float:
@@ -64,10 +66,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=3, help="epochs of our trainer to time (default: 3)")
     parser.add_argument("--conventional-epochs", type=int, default=1, help="epochs of the DataLoader pipeline")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     parser.add_argument("--data-dir", default="data")
     args = parser.parse_args()
-    device = torch.device(args.device)
+    device = pick_device(args.device)  # 'auto' resolved, a missing device refused
     config = Config(num_epochs=args.epochs, device=args.device, data_dir=args.data_dir)
     x_train, _ = load_split(config.dataset, "train", config.data_dir)
     x_test, _ = load_split(config.dataset, "test", config.data_dir)

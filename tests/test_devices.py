@@ -2,6 +2,7 @@
 hardware. A CPU cannot run CUDA or MPS kernels; these tests use the `meta` device (shapes without values) as the
 model's device, so that an op that mixes the data's device with the model's fails here as it would on a GPU.
 
+Where values are not needed, a `FakeTensorMode` "cuda" device (which a CPU build of torch can fake) does the same.
 What no CPU test can catch: the kernels themselves (rounding, float64 on MPS, autocast support), and speed;
 benchmarks/gpu_check.py checks those on a GPU.
 """
@@ -10,8 +11,10 @@ import io
 
 import pytest
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from vae import VAE, Config, ConfigError
+from vae import evaluate as ev
 from vae.data import iterate_batches
 from vae.devices import on_model_device
 from vae.loss import elbo_terms
@@ -33,6 +36,25 @@ def test_the_data_meets_the_model_on_the_models_device():
     assert on_model_device(model, x).device == META
     nll, kl = elbo_terms(model, on_model_device(model, x), torch.Generator().manual_seed(0))  # eps from the CPU
     assert nll.device == kl.device == META and nll.shape == kl.shape == (8,)
+
+
+def test_evaluation_moves_cpu_data_to_a_gpu_model_and_returns_the_iwae_on_the_cpu():
+    model, x = VAE(784, 16, 3), torch.rand(40, 784)
+    with FakeTensorMode(allow_non_fake_inputs=True):  # tensors with a device and a shape, but no values
+        model = model.to("cuda")
+        mu, logvar = ev.encode_posterior(model, x, batch_size=16)
+        nll = ev.iwae_nll(model, x, 10, progress=False)  # a mismatch raises FakeTensorDeviceMismatchError
+    assert mu.device.type == logvar.device.type == "cuda" and mu.shape == (40, 3)
+    assert nll.device.type == "cpu" and nll.shape == (40,)  # where float64 exists (not on MPS)
+
+
+@pytest.mark.parametrize("num_samples", [1, 10, 1000])
+def test_the_iwae_draws_do_not_depend_on_the_rows_per_step(num_samples):
+    torch.manual_seed(0)
+    model, x = VAE(784, 16, 3).eval(), torch.rand(2000, 784)
+    on_a_cpu = ev.iwae_nll(model, x, num_samples, progress=False)  # steps of 8192 // K images (819 for K = 10)
+    on_a_gpu = ev.iwae_nll(model, x, num_samples, rows=ev.ACCELERATOR_ROWS, progress=False)  # 16 x more per step
+    torch.testing.assert_close(on_a_gpu, on_a_cpu, rtol=1e-6, atol=0)  # other draws: 1e-4 to 1e-2 apart
 
 
 def test_batches_and_eps_are_drawn_on_the_cpu_and_moved_to_the_data():

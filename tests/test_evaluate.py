@@ -88,12 +88,9 @@ def test_iwae_is_below_the_elbo_on_a_trained_model(trained):
     assert ev.bits_per_dim(neg_elbo["loss"]) == pytest.approx(neg_elbo["loss"] / (784 * math.log(2)))
 
 
-def test_iwae_does_not_depend_on_the_batching(tiny_config, images):
+def test_iwae_needs_a_sample(tiny_config, images):  # its batching: tests/test_devices.py
     model = VAE.from_config(tiny_config).eval()
     x = images[1][:20]
-    a = ev.iwae_nll(model, x, 7, rows=7)  # one image per step
-    b = ev.iwae_nll(model, x[:1], 7, rows=1000)
-    torch.testing.assert_close(a[:1], b)
     with pytest.raises(ValueError, match="num_samples"):
         ev.iwae_nll(model, x, 0)
 

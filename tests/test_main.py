@@ -99,7 +99,7 @@ BAD_EVALUATION_OPTIONS = [
     (["sweep", "--iw-samples", "0"], "--iw-samples must be an integer >= 1, got 0"),
     (["sweep", "--ablations", "nonsense"], "unknown --ablations ['nonsense']; choose from"),
     (["sweep", "--seeds", "-1"], "config.seed must be in [0, 2**63), got -1"),
-    (["sweep", "--device", "tpu"], "config.device must be one of"),
+    (["sweep", "--device", "tpu"], "config.device must be auto, cpu, cuda, cuda:N or mps"),
 ]
 
 

@@ -1,8 +1,6 @@
 """`python -m vae ...`: the command line lives in vae/lab/cli.py."""
 
-import sys
-
 from vae.lab.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

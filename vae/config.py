@@ -67,9 +67,7 @@ class Config:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"config.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not DEVICE_PATTERN.fullmatch(self.device):
-            raise ConfigError(
-                f"config.device must be one of ('auto', 'cpu', 'cuda', 'mps') (or 'cuda:N'), got {self.device!r}"
-            )
+            raise ConfigError(f"config.device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
         if self.input_dim != 784:
             raise ConfigError(f"config.input_dim must be 784 (28x28 images), got {self.input_dim!r}")
         for name in ("hidden_dim", "latent_dim", "batch_size", "num_epochs"):

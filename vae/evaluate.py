@@ -19,11 +19,13 @@ from sklearn.manifold import trustworthiness as sk_trustworthiness
 from sklearn.neighbors import KNeighborsClassifier
 from torch.distributions import Normal, kl_divergence
 
+from vae.devices import on_model_device, to_numpy
 from vae.loss import negative_elbo
 from vae.progress import step
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. (2016): unit j is active if Cov_x(E_q[z_j|x]) > 0.01
-IWAE_ROWS = 8192  # decoder rows (images x samples) per step: big enough for fast matmuls, small enough for cache
+IWAE_ROWS = 8192  # decoder rows (images x samples) per step on a CPU: big enough for fast matmuls, small for cache
+ACCELERATOR_ROWS = 2**17  # on a GPU: 26 images per step at K = 5000 rather than 1, ~2 GB (benchmarks/gpu_check.py)
 
 
 @dataclass
@@ -51,8 +53,8 @@ class EvalSettings:
 
 @torch.no_grad()
 def encode_posterior(model, x: torch.Tensor, batch_size: int = 10000) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (mu, logvar) of q(z|x) for every row of x (N, 784), each (N, latent_dim), on x's device."""
-    parts = [model.encode(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    """Return (mu, logvar) of q(z|x) for every row of x (N, 784), each (N, latent_dim), on the model's device."""
+    parts = [model.encode(on_model_device(model, x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
@@ -67,43 +69,51 @@ def iwae_nll(
     x: torch.Tensor,
     num_samples: int = 100,
     seed: int = 0,
-    rows: int = IWAE_ROWS,
+    rows: int | None = None,
     progress: bool = True,
     label: str | None = None,
 ) -> torch.Tensor:
-    """Importance-weighted estimate of -log p(x) per image (N,), nats, with K = num_samples z ~ q(z|x) each.
+    """Importance-weighted estimate of -log p(x) per image (N,), nats, on the CPU, with K = num_samples z ~ q(z|x) each.
 
     -log p(x) ~= -log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x)   (Burda et al., 2016, eq. 8).
     Its expectation is an upper bound on the true -log p(x) that tightens as K grows; K = 1 estimates the -ELBO.
-    Images are processed `rows // K` at a time, so that each decoder matmul has about `rows` rows.
-    A bar counts the images (vae.progress.step, its name prefixed with `label`) unless progress=False.
+    The z are drawn from a seeded CPU generator in blocks of IWAE_ROWS // K images, so that they are the same on
+    every device and for any `rows`. Each step decodes whole blocks, about `rows` rows (images x K) or one block:
+    by default IWAE_ROWS on a CPU, ACCELERATOR_ROWS on a GPU. A bar counts the images (vae.progress.step, its name
+    prefixed with `label`) unless progress=False.
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    generator = torch.Generator(device=x.device).manual_seed(seed)
-    images_per_step = max(1, rows // num_samples)
-    out = torch.empty(len(x), dtype=x.dtype, device=x.device)
-    name = f"IWAE K = {num_samples} on {len(x)} images"
-    with step(name, label, total=len(x), unit="image", show=progress) as bar:
+    rows = rows or (IWAE_ROWS if next(model.parameters()).device.type == "cpu" else ACCELERATOR_ROWS)
+    generator = torch.Generator().manual_seed(seed)
+    block, images_per_step = iwae_steps(num_samples, rows)
+    parts = []
+    with step(f"IWAE K = {num_samples} on {len(x)} images", label, total=len(x), unit="image", show=progress) as bar:
         for start in range(0, len(x), images_per_step):
-            xb = x[start : start + images_per_step]  # (B, 784)
-            out[start : start + len(xb)] = _iwae_batch(model, xb, num_samples, generator)
+            xb = on_model_device(model, x[start : start + images_per_step])  # (B, 784)
+            shapes = [(len(b), num_samples, model.latent_dim) for b in xb.split(block)]
+            eps = torch.cat([torch.randn(shape, generator=generator, dtype=xb.dtype) for shape in shapes])
+            parts.append(_iwae_batch(model, xb, eps.to(xb.device)))  # a GPU decodes while the CPU draws the next
             bar.update(len(xb))
-    return out
+    return torch.cat(parts).cpu()
 
 
-def _iwae_batch(model, xb: torch.Tensor, num_samples: int, generator) -> torch.Tensor:
-    """iwae_nll of one batch of images xb (B, 784) -> (B,), drawing its z from `generator`."""
+def iwae_steps(num_samples: int, rows: int) -> tuple[int, int]:
+    """(images per draw, images per step) of iwae_nll: blocks of IWAE_ROWS // K images, as many as `rows` holds."""
+    block = max(1, IWAE_ROWS // num_samples)
+    return block, block * max(1, rows // (block * num_samples))
+
+
+def _iwae_batch(model, xb: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """iwae_nll of one batch of images xb (B, 784) -> (B,), with the K standard normal draws eps (B, K, latent_dim)."""
     mu, logvar = model.encode(xb)  # (B, D)
     q = Normal(mu.unsqueeze(1), torch.exp(0.5 * logvar).unsqueeze(1), validate_args=False)  # batch shape (B, 1, D)
-    eps = torch.randn((len(xb), num_samples, mu.shape[1]), generator=generator, dtype=xb.dtype, device=xb.device)
     z = q.loc + q.scale * eps  # (B, K, D)
-    logits = model.decode(z.flatten(0, 1)).view(len(xb), num_samples, -1)  # (B, K, 784)
+    logits = model.decode(z.flatten(0, 1)).view(*eps.shape[:2], -1)  # (B, K, 784)
     log_px_z = model.likelihood.log_prob_samples(xb, logits)  # (B, K)
-    zero = torch.zeros((), dtype=xb.dtype, device=xb.device)
-    prior = Normal(zero, zero + 1, validate_args=False)
+    prior = Normal(torch.zeros((), dtype=xb.dtype, device=xb.device), 1.0, validate_args=False)  # N(0, I)
     log_w = log_px_z + prior.log_prob(z).sum(dim=2) - q.log_prob(z).sum(dim=2)  # (B, K)
-    return math.log(num_samples) - torch.logsumexp(log_w, dim=1)
+    return math.log(eps.shape[1]) - torch.logsumexp(log_w, dim=1)
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -125,22 +135,19 @@ def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> 
 def knn_accuracy(train_features, train_y, test_features, test_y, k: int = 5) -> float:
     """Accuracy (0..1) on the test set of a k-nearest-neighbour classifier fitted on the training features."""
     classifier = KNeighborsClassifier(n_neighbors=k, n_jobs=-1)
-    classifier.fit(np.asarray(train_features), np.asarray(train_y))
-    return float(classifier.score(np.asarray(test_features), np.asarray(test_y)))
+    classifier.fit(to_numpy(train_features), to_numpy(train_y))
+    return float(classifier.score(to_numpy(test_features), to_numpy(test_y)))
 
 
 def tsne_embedding(features, perplexity: float = 30.0, seed: int = 0, max_iter: int = 1000) -> np.ndarray:
     """2-D t-SNE (scikit-learn, Barnes-Hut, PCA initialisation) of features (N, d) -> (N, 2) float32."""
     tsne = TSNE(perplexity=perplexity, init="pca", random_state=seed, max_iter=max_iter, n_jobs=-1)
-    return tsne.fit_transform(np.asarray(features, dtype=np.float32)).astype(np.float32)
+    return tsne.fit_transform(to_numpy(features).astype(np.float32)).astype(np.float32)
 
 
 def trustworthiness(features, embedding, n_neighbors: int = 5) -> float:
     """How well the embedding keeps each point's n_neighbors nearest neighbours (scikit-learn; 1 is perfect)."""
-    return float(sk_trustworthiness(np.asarray(features), np.asarray(embedding), n_neighbors=n_neighbors))
-
-
-# --- For the notebooks: picking examples, and mu against pixels and PCA ---------------------------------------
+    return float(sk_trustworthiness(to_numpy(features), to_numpy(embedding), n_neighbors=n_neighbors))
 
 
 def first_of_each_class(y: torch.Tensor, per_class: int = 1) -> torch.Tensor:
@@ -176,7 +183,7 @@ def evaluate_model(model, data, settings: EvalSettings, seed=0, progress=True, l
     nll = iwae_nll(model, x_test, settings.iw_samples, seed=seed, progress=progress, label=label).double()  # (N,)
     lap("iwae")
     with step(f"{settings.knn_k}-NN accuracy on μ of {len(x_test)} test images", label, show=progress):
-        knn = knn_accuracy(train_mu.cpu(), y_train.cpu(), mu.cpu(), y_test.cpu(), settings.knn_k)
+        knn = knn_accuracy(train_mu, y_train, mu, y_test, settings.knn_k)
     lap("knn")
     iwae = nll.mean().item()
     result = {
@@ -195,10 +202,10 @@ def evaluate_model(model, data, settings: EvalSettings, seed=0, progress=True, l
     }
     if settings.tsne_points:
         n = min(settings.tsne_points, len(x_test))
-        features = mu[:n].cpu()
+        features = to_numpy(mu[:n])
         with step(f"t-SNE of μ of {n} test images, {settings.tsne_max_iter} iterations", label, show=progress):
             embedding = tsne_embedding(features, settings.tsne_perplexity, settings.tsne_seed, settings.tsne_max_iter)
             trust = trustworthiness(features, embedding, settings.trust_neighbors)
-        result["tsne"] = {"embedding": embedding, "labels": y_test[:n].cpu().numpy(), "trustworthiness": trust}
+        result["tsne"] = {"embedding": embedding, "labels": to_numpy(y_test[:n]), "trustworthiness": trust}
         lap("tsne")
     return result | {"seconds": seconds}

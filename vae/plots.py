@@ -158,16 +158,12 @@ def tsne(embedding, y, class_names: list[str], perplexity: float, seed: int, tru
 def kl_per_dim(kl, variance=None, threshold: float = 0.01) -> Figure:
     """Bar chart of the KL per latent dim; with `variance` (Cov_x of mu), the active units in colour."""
     kl = to_numpy(kl)
+    active = np.ones(len(kl), dtype=bool) if variance is None else to_numpy(variance) > threshold
     fig = Figure(figsize=(8, 3.6), layout="constrained")
     ax = fig.subplots()
-    colors = "C0"
-    if variance is not None:
-        active = to_numpy(variance) > threshold
-        colors = ["C0" if a else "C7" for a in active]
-        ax.set_title(f"KL per latent dimension; {int(active.sum())} of {len(kl)} active (Cov_x(μ_j) > {threshold:g})")
-    else:
-        ax.set_title("KL per latent dimension")
-    ax.bar(np.arange(len(kl)), kl, color=colors)
+    counted = "" if variance is None else f"; {int(active.sum())} of {len(kl)} active (Cov_x(μ_j) > {threshold:g})"
+    ax.set_title(f"KL per latent dimension{counted}")
+    ax.bar(np.arange(len(kl)), kl, color=["C0" if a else "C7" for a in active])
     ax.set_xticks(np.arange(len(kl)))
     ax.set_xlabel("latent dimension j")
     ax.set_ylabel("KL(q(z_j|x) || N(0,1)), nats per image")

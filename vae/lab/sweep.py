@@ -25,6 +25,7 @@ import torch
 from vae import plots
 from vae.config import RUNTIME_FIELDS, Config, run_name
 from vae.data import class_names, load_data, load_split
+from vae.devices import on_model_device
 from vae.evaluate import EvalSettings, evaluate_model, first_of_each_class
 from vae.lab import figures as lab_figures
 from vae.lab.checkpoint import RECORD, load_model
@@ -367,7 +368,9 @@ def likelihood_reconstructions(bernoulli, continuous, results: dict, dataset: st
     x, y = load_split(dataset, "test", data_dir)
     first = first_of_each_class(y)[:, 0]
     x = x[first]  # (10, 784)
-    logits_b, logits_c = (model.decode(model.encode(x)[0]) for model in (bernoulli, continuous))
+    logits_b, logits_c = (
+        model.decode(model.encode(on_model_device(model, x))[0]).cpu() for model in (bernoulli, continuous)
+    )
     rows = {
         "test image": x,
         "Bernoulli: its mean λ": torch.sigmoid(logits_b),
