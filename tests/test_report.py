@@ -371,10 +371,25 @@ def test_the_distance_in_published_spreads_is_computed_from_the_results():
     )  # 0.13 / 0.15 and 0.16 / 0.12
 
 
+def test_the_gap_is_also_measured_in_standard_errors_of_our_own_mean():
+    two = {"fashion-mnist": dataset_entry("fashion-mnist", [lit_run(0, 228.6), lit_run(1, 229.0)])}
+    # sd 0.283, se 0.283 / √2 = 0.20, gap 0.10 / 0.20 = 0.50; Student's t, 1 df, 97.5 %: 12.71 (any t table)
+    assert literature_report.own_spread_reading(two) == (
+        " Measured instead by our own spread, the gaps are 0.50 (fashion-mnist) standard errors of our mean (sd/√n: "
+        "0.20); a t-test with n − 1 degrees of freedom puts the 1-in-20 line at 12.71 (2 runs): by it, our runs "
+        "alone do not show a difference."
+    )
+    far = {"mnist": dataset_entry("mnist", [lit_run(s, nll) for s, nll in enumerate((85.0, 85.1, 85.2))])}
+    text = literature_report.own_spread_reading(far)  # se 0.1 / √3 = 0.058, gap 0.65 / 0.058 = 11.26 > 4.30
+    assert "the gaps are 11.26 (mnist)" in text and "4.30 (3 runs): by it, mnist shows a difference." in text
+    one = {"mnist": dataset_entry("mnist", [lit_run(nll=84.61)])}
+    assert literature_report.own_spread_reading(one) == ""  # one run has no spread
+
+
 def test_the_planned_runs_not_yet_scored_are_named():
     entries = {"fashion-mnist": dataset_entry("fashion-mnist", [lit_run(0), lit_run(1, protocol=1)])}
     assert literature_report.planned_reading(entries) == (
-        "Planned: seeds 0, 1 and 2 of each dataset with protocol 2; not yet scored: fashion-mnist seeds 1, 2; "
+        "\nPlanned: seeds 0, 1 and 2 of each dataset with protocol 2; not yet scored: fashion-mnist seeds 1, 2; "
         "mnist seeds 0, 1, 2."
     )  # a run of protocol 1 is not one of them
     done = {d: dataset_entry(d, [lit_run(s) for s in (0, 1, 2)]) for d in ("fashion-mnist", "mnist")}

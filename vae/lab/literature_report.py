@@ -9,6 +9,8 @@ import math
 from pathlib import Path
 from string import Template
 
+from scipy import stats  # scikit-learn's own dependency
+
 from vae.lab.formatting import pm
 from vae.lab.literature import (
     PLANNED_SEEDS,
@@ -102,7 +104,8 @@ def per_dataset(texts: dict[str, str]) -> str:
 
 
 def planned_reading(entries: dict) -> str:
-    """Which of the planned runs (PLANNED_SEEDS of each dataset, of the code's protocol) are not scored yet."""
+    """Which of the planned runs (PLANNED_SEEDS of each dataset, of the code's protocol) are not scored yet, on a
+    line of its own; empty when all are."""
     missing = []
     for d in PUBLISHED_NLL:
         runs = entries[d]["runs"] if d in entries else []
@@ -112,7 +115,7 @@ def planned_reading(entries: dict) -> str:
     if not missing:
         return ""
     return (
-        f"Planned: seeds {listing([str(s) for s in PLANNED_SEEDS])} of each dataset with protocol "
+        f"\nPlanned: seeds {listing([str(s) for s in PLANNED_SEEDS])} of each dataset with protocol "
         f"{VALIDATION_PROTOCOL}; not yet scored: {'; '.join(missing)}."
     )
 
@@ -141,7 +144,30 @@ def yardstick_reading(entries: dict) -> str:
     else:
         verdict = f"Under 2 {unit} is what run-to-run variation alone gives: it neither shows a protocol difference "
         verdict += "nor rules one out."
-    return f"Against it, {listing(parts)}. {verdict}"
+    return f"Against it, {listing(parts)}. {verdict}{own_spread_reading(entries)}"
+
+
+def own_spread_reading(entries: dict) -> str:
+    """The same gaps in standard errors of our mean, sd/√n from our own runs, against Student's t with n − 1
+    degrees of freedom: the yardstick when ours vary otherwise than theirs. Empty with fewer than 2 runs."""
+    several = {d: e for d, e in entries.items() if e["n_runs"] > 1}
+    if not several:
+        return ""
+    gaps, errors, bars, far = [], [], set(), []
+    for d, e in several.items():
+        se = e["iwae_nll_sd"] / math.sqrt(e["n_runs"])
+        gap, bar = abs(e["iwae_nll_mean"] - e["published_nll"]) / se, stats.t.ppf(0.975, e["n_runs"] - 1)
+        gaps.append(f"{gap:.2f} ({d})")
+        errors.append(f"{se:.2f}")
+        bars.add(f"{bar:.2f} ({e['n_runs']} runs)")
+        if gap >= bar:
+            far.append(d)
+    verdict = f"by it, {listing(far)} shows a difference" if far else "by it, our runs alone do not show a difference"
+    return (
+        f" Measured instead by our own spread, the gaps are {listing(gaps)} standard errors of our mean (sd/√n: "
+        f"{listing(errors)}); a t-test with n − 1 degrees of freedom puts the 1-in-20 "
+        f"line at {listing(sorted(bars))}: {verdict}."
+    )
 
 
 def length_reading(ending: str, named: list[tuple[str, dict]]) -> str:
