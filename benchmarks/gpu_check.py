@@ -75,7 +75,7 @@ def report_dirs(t: Path, name: str) -> list:
 
 
 def compare(fig_dir: Path, rehearsal: bool) -> dict:
-    """The one-seed report's test -ELBO and IWAE against the committed CPU run's (ok None: rehearsal sizes)."""
+    """The test -ELBO and IWAE of `vae report --seeds 0` against the committed CPU run's (ok None: rehearsal sizes)."""
     ours, committed = (json.loads((d / "metrics.json").read_text()) for d in (fig_dir, ROOT / "figures"))
     deltas = {m: ours["runs"]["0"][m] - committed["runs"]["0"][m] for m in ("test_loss", "iwae_nll")}
     ks = ours["evaluation"]["iw_samples"], committed["evaluation"]["iw_samples"]

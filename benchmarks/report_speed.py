@@ -82,7 +82,7 @@ def main() -> None:
         metrics = make_report(config, options, progress=False)
         first = time.perf_counter() - start
         stages = ", ".join(f"{k[6:-8]} {v:.1f}" for k, v in metrics["timings"].items() if k.startswith("seed0_"))
-        print(f"(e) one-seed report from scratch: {first:.1f} s ({stages}); {load()}")
+        print(f"(e) the report with seed 0 alone, from scratch: {first:.1f} s ({stages}); {load()}")
         start = time.perf_counter()
         make_report(config, options, progress=False)
         again = time.perf_counter() - start

@@ -7,21 +7,17 @@ from vae.devices import on_model_device
 
 
 class Bernoulli:
-    """p(x|z) of the original report: pixel i is 1 with probability sigmoid(logits_i).
-
-    For grey levels x in [0, 1], -log p(x|z) is the binary cross-entropy: a cross-entropy, not a normalised
-    log-likelihood (the continuous Bernoulli, in vae/research/likelihoods.py, is one).
-    """
+    """p(x|z) of the original report: pixel i is 1 with probability sigmoid(logits_i). For grey levels x in [0, 1],
+    -log p(x|z) is the binary cross-entropy: a cross-entropy, not a normalised log-likelihood (the continuous
+    Bernoulli, in vae/research/likelihoods.py, is one)."""
 
     def nll(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """-log p(x|z) (B,), summed over pixels; from logits, stable where sigmoid(logits) rounds to 0 or 1."""
         return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=-1)
 
     def log_prob_samples(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """log p(x|z_k) (B, K) of x (B, 784) under logits (B, K, 784), for the IWAE estimate.
-
-        log p(x|z) = sum_i x_i l_i - softplus(l_i): the dot product as a batched matmul, then one elementwise pass.
-        """
+        """log p(x|z_k) (B, K) of x (B, 784) under logits (B, K, 784), for the IWAE estimate. log p(x|z) =
+        sum_i x_i l_i - softplus(l_i): the dot product as a batched matmul, then one elementwise pass."""
         return torch.bmm(logits, x.unsqueeze(2)).squeeze(2) - F.softplus(logits).sum(dim=2)
 
     def mean(self, logits: torch.Tensor) -> torch.Tensor:
@@ -30,10 +26,8 @@ class Bernoulli:
 
 
 def elbo_terms(model, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (nll, kl), each (B,): -log p(x|z) for one z ~ q(z|x) per image, and KL(q(z|x) || p(z)).
-
-    The negative ELBO is nll + kl. For the original report's model, nll is the BCE (model.likelihood: Bernoulli).
-    """
+    """Return (nll, kl), each (B,): -log p(x|z) for one z ~ q(z|x) per image, and KL(q(z|x) || p(z)). The negative
+    ELBO is nll + kl. For the original report's model, nll is the BCE (model.likelihood: Bernoulli)."""
     logits, mu, logvar = model(x, generator)
     nll = model.likelihood.nll(x, logits)
     # KL(q(z|x) || N(0, I)) in closed form, Kingma & Welling (2013) App. B:

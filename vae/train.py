@@ -95,9 +95,7 @@ def train(run: Run, callbacks=(), progress=True, label=None):
     for callback in callbacks:
         callback.on_fit_start(run)
     config, steps = run.config, -(-len(run.train_x) // run.config.batch_size)
-    if config.batch_size > len(run.train_x):
-        n = len(run.train_x)
-        size = config.batch_size
+    if (size := config.batch_size) > (n := len(run.train_x)):
         raise ConfigError(f"config.batch_size ({size}) is larger than the dataset ({n} images): use at most {n}")
     live = progress and live_bar()
     with tqdm(total=config.num_epochs * steps, initial=len(run.history) * steps, disable=not live) as bar:
@@ -128,17 +126,9 @@ def train(run: Run, callbacks=(), progress=True, label=None):
             train_seconds = time.perf_counter() - start
             run.model.eval()
             test = negative_elbo(run.model, run.test_x, seed=config.seed)
-            record = {
-                "epoch": epoch,
-                "train_loss": train_nll + train_kl,
-                "train_bce": train_nll,
-                "train_kl": train_kl,
-                "test_loss": test["loss"],
-                "test_bce": test["nll"],
-                "test_kl": test["kl"],
-                "train_seconds": train_seconds,
-                "seconds": time.perf_counter() - start,
-            }
+            record = {"epoch": epoch, "train_loss": train_nll + train_kl, "train_bce": train_nll, "train_kl": train_kl}
+            record |= {"test_loss": test["loss"], "test_bce": test["nll"], "test_kl": test["kl"]}
+            record |= {"train_seconds": train_seconds, "seconds": time.perf_counter() - start}
             run.history.append(record)
             for callback in callbacks:
                 callback.on_epoch_end(run, record)
